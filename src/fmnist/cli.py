@@ -1,0 +1,146 @@
+"""The `fmnist` command: parses arguments, then calls the library.
+
+PyTorch is imported only once a command runs, so `--help` and argument errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+MODELS = ("softmax",)  # the same as fmnist.model.MODELS, kept here to avoid importing torch
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="fmnist", description="Train, evaluate and explain softmax regression on Fashion-MNIST."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument("--data-dir", metavar="DIR", help="folder with the four .gz files (default: $FMNIST_DATA, "
+                          "the user cache, /usr/share/datasets/fashion-mnist; downloaded when absent)")  # fmt: skip
+
+    p = commands.add_parser("download", parents=[data_dir], help="make the dataset available and verified")
+    p.add_argument("--force", action="store_true", help="download again even if verified files exist")
+    p.set_defaults(run=cmd_download)
+
+    p = commands.add_parser("train", parents=[data_dir], help="train a model and write a run directory")
+    p.add_argument("--model", default="softmax", choices=MODELS, help="model to train (default: %(default)s)")
+    p.add_argument("--epochs", type=_positive(int), default=10, help="passes over the training set (default: 10)")
+    p.add_argument("--batch-size", type=_positive(int), default=256, help="examples per step (default: 256)")
+    p.add_argument("--lr", type=_positive(float), default=0.1, help="SGD learning rate (default: 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed for initialisation and shuffling (default: 0)")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where to train (default: auto)")
+    p.add_argument("--threads", type=_positive(int), default=1,
+                   help="CPU threads for PyTorch (default: 1, the fastest for this small model)")  # fmt: skip
+    p.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<date>-<time>)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    p.set_defaults(run=cmd_train)
+
+    p = commands.add_parser("eval", parents=[data_dir], help="score a run's model on the test set")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory written by `fmnist train`")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.set_defaults(run=cmd_eval)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from . import data
+
+    dirs = data.search_dirs(args.data_dir)
+    folder = None if args.force else next((d for d in dirs if data.has_all_files(d)), None)
+    folder = data.download(folder or dirs[0], force=args.force)
+    data.load(folder)
+    print(f"Fashion-MNIST is ready in {folder} (4 files, content verified by SHA-256)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import Config, train
+
+    out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    if (out / "config.json").exists() and not args.force:
+        print(f"fmnist: error: {out} already holds a run; pass --force to overwrite it or choose another --out.",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    config = Config(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                    seed=args.seed, device=args.device, threads=args.threads)  # fmt: skip
+    print(f"training {config.model} for {config.epochs} epochs into {out}")
+    summary = train(config, out, data_dir=args.data_dir)
+    print(
+        f"done in {summary['seconds']:.1f} s: test accuracy {summary['test_acc']:.4f}, "
+        f"train accuracy {summary['train_acc']:.4f}; run directory {out}"
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from . import checkpoint, data, metrics, train
+
+    net, config = checkpoint.load_model(args.run_dir)
+    dataset = data.load(args.data_dir)
+    batches = data.Batches(dataset.test_images, dataset.test_labels, train.EVAL_BATCH_SIZE)
+    confusion = metrics.evaluate(net, batches)
+    result = {
+        "run_dir": str(args.run_dir),
+        "model": config["model"],
+        "test_acc": metrics.accuracy(confusion),
+        "per_class": metrics.per_class(confusion, list(data.LABELS)),
+        "most_confused": metrics.most_confused(confusion, list(data.LABELS)),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.run_dir}: {config['model']}, test accuracy {result['test_acc']:.4f} on {int(confusion.sum())} images")
+    print(f"\n{'class':<12}{'images':>8}{'precision':>11}{'recall':>8}")
+    for row in result["per_class"]:
+        print(f"{row['label']:<12}{row['support']:>8}{row['precision']:>11.3f}{row['recall']:>8.3f}")
+    print("(recall is the class's accuracy: the fraction of its images classified correctly)")
+    print("\nmost confused (true -> predicted: images)")
+    for pair in result["most_confused"]:
+        print(f"  {pair['true']} -> {pair['predicted']}: {pair['count']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (1 for a user error, 130 when interrupted)."""
+    args = build_parser().parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    from .train import TrainingError
+
+    try:
+        return args.run(args)
+    except (DataError, CheckpointError, TrainingError) as e:
+        print(f"fmnist: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fmnist: interrupted", file=sys.stderr)
+        return 130

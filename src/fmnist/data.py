@@ -1,0 +1,320 @@
+"""Fashion-MNIST on disk and in memory: find, download, verify, parse, batch.
+
+The four official files are gzip-compressed IDX files. Different sources compress
+them differently (Debian re-compresses them), so a file is verified by the SHA-256
+of its decompressed content, never by the bytes of the .gz.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+LABELS = (
+    "t-shirt", "trouser", "pullover", "dress", "coat",
+    "sandal", "shirt", "sneaker", "bag", "ankle boot",
+)  # fmt: skip
+
+MIRRORS = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+)
+SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+class DataError(Exception):
+    """A data file is missing, damaged or cannot be fetched; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One of the four official files: its name, content checksum and IDX shape."""
+
+    name: str
+    sha256: str  # of the decompressed IDX content
+    shape: tuple[int, ...]
+
+
+FILES = {
+    "train_images": DataFile(
+        "train-images-idx3-ubyte.gz",
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        (60000, 28, 28),
+    ),
+    "train_labels": DataFile(
+        "train-labels-idx1-ubyte.gz",
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        (60000,),
+    ),
+    "test_images": DataFile(
+        "t10k-images-idx3-ubyte.gz",
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        (10000, 28, 28),
+    ),
+    "test_labels": DataFile(
+        "t10k-labels-idx1-ubyte.gz",
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        (10000,),
+    ),
+}
+
+_FIX = "run `fmnist download --force` to fetch a fresh copy"
+
+
+# ---------------------------------------------------------------- IDX parsing
+
+
+def parse_idx(raw: bytes, name: str = "data") -> np.ndarray:
+    """Parse IDX bytes of unsigned bytes (type code 0x08) into a read-only uint8 array.
+
+    The header is two zero bytes, the type code, the number of dimensions, then one
+    big-endian uint32 per dimension; the body must hold exactly their product of bytes.
+    """
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{name} is not an IDX file of unsigned bytes (wrong magic number); {_FIX}.")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise DataError(f"{name} has a truncated or invalid IDX header; {_FIX}.")
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    if len(raw) - header != int(np.prod(shape, dtype=np.int64)):
+        raise DataError(
+            f"{name} holds {len(raw) - header} bytes of data but its header promises "
+            f"shape {shape}; {_FIX}."
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def read_data_file(path: Path, expected: DataFile) -> np.ndarray:
+    """Read one .gz IDX file, check its content checksum and shape; uint8 array."""
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing; run `fmnist download` to fetch it.") from None
+    except (OSError, EOFError, zlib.error):
+        raise DataError(f"{path} is not a complete gzip file; {_FIX}.") from None
+    if hashlib.sha256(raw).hexdigest() != expected.sha256:
+        array = parse_idx(raw, str(path))  # a clearer message when the structure is broken
+        raise DataError(
+            f"{path} does not have the official content (SHA-256 mismatch, shape "
+            f"{array.shape}); {_FIX}."
+        )
+    array = parse_idx(raw, str(path))
+    if array.shape != expected.shape:  # only reachable with a changed FILES table
+        raise DataError(f"{path} has shape {array.shape}, expected {expected.shape}; {_FIX}.")
+    return array
+
+
+# ---------------------------------------------------------------- where the files are
+
+
+def cache_dir() -> Path:
+    """The user cache folder for downloads: $XDG_CACHE_HOME/fmnist or ~/.cache/fmnist."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fmnist"
+
+
+def search_dirs(data_dir: str | Path | None = None) -> list[Path]:
+    """Folders looked in, in order: data_dir, $FMNIST_DATA, the cache, the Debian package's."""
+    dirs = [data_dir, os.environ.get("FMNIST_DATA") or None, cache_dir(), SYSTEM_DIR]
+    return [Path(d).expanduser() for d in dirs if d is not None]
+
+
+def has_all_files(folder: Path) -> bool:
+    """True when folder holds all four files (not yet verified)."""
+    return all((folder / f.name).is_file() for f in FILES.values())
+
+
+def locate(data_dir: str | Path | None = None, download_missing: bool = True) -> Path:
+    """The first folder of search_dirs() holding all four files; downloads them when none does."""
+    dirs = search_dirs(data_dir)
+    for folder in dirs:
+        if has_all_files(folder):
+            return folder
+    if not download_missing:
+        raise DataError(f"Fashion-MNIST was not found in {', '.join(map(str, dirs))}; run `fmnist download`.")
+    return download(dirs[0])
+
+
+# ---------------------------------------------------------------- download
+
+
+def mirrors() -> list[str]:
+    """Base URLs tried in order; $FMNIST_MIRRORS (space-separated) replaces the official ones."""
+    env = os.environ.get("FMNIST_MIRRORS")
+    return env.split() if env else list(MIRRORS)
+
+
+def download(folder: str | Path, force: bool = False, progress: bool = True) -> Path:
+    """Make all four files present and verified in folder, fetching what is missing or bad.
+
+    Each file is fetched to a temporary file in the same folder, verified, then renamed,
+    so a broken transfer never leaves a file under the real name.
+    """
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create {folder} ({e.strerror}); choose another folder with --data-dir.") from None
+    for expected in FILES.values():
+        target = folder / expected.name
+        if not force and target.is_file():
+            try:
+                read_data_file(target, expected)
+                continue
+            except DataError:
+                pass  # damaged: fetch it again
+        _fetch_verified(expected, target, progress)
+    return folder
+
+
+def _fetch_verified(expected: DataFile, target: Path, progress: bool) -> None:
+    failures = []
+    for base in mirrors():
+        url = base.rstrip("/") + "/" + expected.name
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{expected.name}.", suffix=".part", dir=target.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                _fetch(url, out, progress)
+            read_data_file(tmp, expected)
+            os.replace(tmp, target)
+            return
+        except (OSError, http.client.HTTPException, DataError) as e:
+            failures.append(f"{url}: {_reason(e)}")
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise DataError(
+        f"could not download {expected.name} ({'; '.join(failures)}); check the network, "
+        "or put the four files in a folder and pass --data-dir."
+    )
+
+
+def _fetch(url: str, out, progress: bool) -> None:
+    """Stream url into the open binary file out; raise OSError on a short transfer."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        received = 0
+        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
+                  disable=None if progress else True, leave=False) as bar:  # fmt: skip
+            while chunk := response.read(1 << 16):
+                out.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    if total is not None and received != total:
+        raise OSError(f"transfer cut off after {received} of {total} bytes")
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code}"
+    if isinstance(error, urllib.error.URLError):
+        return str(error.reason)
+    if isinstance(error, DataError):
+        return "content does not match the official checksum"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
+
+
+# ---------------------------------------------------------------- in memory
+
+
+@dataclass(frozen=True)
+class FashionMNIST:
+    """The whole dataset in memory: images float32 [N, 1, 28, 28] in [0, 1], labels int64 [N]."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    folder: Path
+
+    def to(self, device: torch.device | str) -> FashionMNIST:
+        """The same data on another device."""
+        moved = {k: getattr(self, k).to(device) for k in FILES}
+        return FashionMNIST(**moved, folder=self.folder)
+
+
+def load(data_dir: str | Path | None = None) -> FashionMNIST:
+    """Locate (downloading if needed), verify and parse the four files into tensors on the CPU."""
+    return _load_folder(locate(data_dir).resolve())
+
+
+@lru_cache(maxsize=2)
+def _load_folder(folder: Path) -> FashionMNIST:
+    arrays = {key: read_data_file(folder / f.name, f) for key, f in FILES.items()}
+    for split in ("train", "test"):
+        n_images, n_labels = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
+        if n_images != n_labels:
+            raise DataError(f"{split} set has {n_images} images but {n_labels} labels; {_FIX}.")
+        if arrays[f"{split}_labels"].max() > 9:
+            raise DataError(f"{split} labels hold values outside 0-9; {_FIX}.")
+    tensors = {}
+    for key, array in arrays.items():
+        t = torch.from_numpy(array.copy())
+        if key.endswith("images"):
+            t = t.unsqueeze(1).float().div_(255)
+        else:
+            t = t.long()
+        tensors[key] = t
+    return FashionMNIST(**tensors, folder=folder)
+
+
+class Batches:
+    """Mini-batches (X, y) sliced from in-memory tensors; X [B, 1, H, W], y [B].
+
+    With shuffle, each pass draws a new permutation from generator (the global RNG when
+    None). The last batch may be smaller. len() is the number of batches.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        resize: int | None = None,
+    ) -> None:
+        self.images, self.labels = images, labels
+        self.batch_size, self.shuffle, self.generator, self.resize = batch_size, shuffle, generator, resize
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n, size = len(self.labels), self.batch_size
+        order = None
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.labels.device)
+        for start in range(0, n, size):
+            if order is None:
+                X, y = self.images[start : start + size], self.labels[start : start + size]
+            else:
+                index = order[start : start + size]
+                X, y = self.images[index], self.labels[index]
+            if self.resize is not None:
+                X = torch.nn.functional.interpolate(
+                    X, size=(self.resize, self.resize), mode="bilinear", antialias=True
+                )
+            yield X, y
+
+
+def text_labels(labels: Sequence[int] | torch.Tensor) -> list[str]:
+    """The class names of numeric labels 0-9."""
+    return [LABELS[int(i)] for i in labels]

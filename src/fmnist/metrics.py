@@ -1,0 +1,61 @@
+"""Scoring a model: confusion matrix and what follows from it, all as tensor operations."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+NUM_CLASSES = 10
+
+
+def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    """Counts int64 [C, C]: row = true class, column = predicted class. Inputs int64 [N]."""
+    flat = labels * num_classes + predicted
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Confusion matrix int64 [C, C] (on the CPU) of net over batches, in eval mode without gradients."""
+    was_training = net.training
+    net.eval()
+    total = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64)
+    for X, y in batches:
+        total += confusion_matrix(net(X).argmax(dim=1), y).cpu()
+    net.train(was_training)
+    return total
+
+
+def accuracy(confusion: torch.Tensor) -> float:
+    """Fraction of correct predictions, in [0, 1]."""
+    return confusion.trace().item() / max(confusion.sum().item(), 1)
+
+
+def per_class(confusion: torch.Tensor, names: Iterable[str]) -> list[dict]:
+    """One row per class: label, index, support, precision, recall, and accuracy (equal to recall:
+    the fraction of the class's images classified correctly)."""
+    hits = confusion.diag().double()
+    support = confusion.sum(dim=1).double()
+    predicted = confusion.sum(dim=0).double()
+    rows = []
+    for i, name in enumerate(names):
+        recall = float(hits[i] / support[i]) if support[i] else 0.0
+        precision = float(hits[i] / predicted[i]) if predicted[i] else 0.0
+        rows.append({"label": name, "index": i, "support": int(support[i]), "precision": precision,
+                     "recall": recall, "accuracy": recall})  # fmt: skip
+    return rows
+
+
+def most_confused(confusion: torch.Tensor, names: list[str], k: int = 5) -> list[dict]:
+    """The k largest off-diagonal cells: true label, predicted label, count."""
+    off = confusion.clone()
+    off.fill_diagonal_(0)
+    counts, flat = off.flatten().topk(k)
+    n = confusion.shape[0]
+    return [
+        {"true": names[i // n], "predicted": names[i % n], "count": int(c)}
+        for c, i in zip(counts.tolist(), flat.tolist())
+        if c > 0
+    ]
