@@ -15,6 +15,13 @@ MODELS = ("softmax",)  # the same as fmnist.model.MODELS, kept here to avoid imp
 DEVICES = ("auto", "cpu", "cuda")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error instead of the usage block."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _positive(kind: type) -> object:
     def parse(text: str) -> int | float:
         try:
@@ -31,13 +38,13 @@ def _positive(kind: type) -> object:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fmnist", description="Train, evaluate and explain softmax regression on Fashion-MNIST."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir = _Parser(add_help=False)
     data_dir.add_argument("--data-dir", metavar="DIR", help="folder with the four .gz files (default: $FMNIST_DATA, "
                           "the user cache, /usr/share/datasets/fashion-mnist; downloaded when absent)")  # fmt: skip
 
@@ -75,9 +82,12 @@ def cmd_download(args: argparse.Namespace) -> int:
     from . import data
 
     dirs = data.search_dirs(args.data_dir)
-    folder = None if args.force else next((d for d in dirs if data.has_all_files(d)), None)
-    folder = data.download(folder or dirs[0], force=args.force)
-    data.load(folder)
+    found = next((d for d in dirs if data.has_all_files(d)), None)
+    if found is not None and not args.force and not args.data_dir:
+        data.load(found)  # verifies; a damaged file names `download --force`, which refetches into dirs[0]
+        folder = found
+    else:
+        folder = data.download(dirs[0], force=args.force)
     print(f"Fashion-MNIST is ready in {folder} (4 files, content verified by SHA-256)")
     return 0
 

@@ -186,7 +186,10 @@ def _fetch_verified(expected: DataFile, target: Path, progress: bool) -> None:
     failures = []
     for base in mirrors():
         url = base.rstrip("/") + "/" + expected.name
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{expected.name}.", suffix=".part", dir=target.parent)
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{expected.name}.", suffix=".part", dir=target.parent)
+        except OSError as e:
+            raise DataError(f"cannot write into {target.parent} ({e.strerror}); choose a folder with --data-dir.") from None
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:

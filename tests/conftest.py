@@ -1,0 +1,81 @@
+"""Shared fixtures: small IDX datasets written by the tests, and the real dataset."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmnist import data
+
+REAL_DIR = data.SYSTEM_DIR
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """IDX encoding written with struct, independently of fmnist's numpy parser."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def make_small_dataset(n_train: int = 200, n_test: int = 100, seed: int = 0) -> dict[str, np.ndarray]:
+    """A learnable toy dataset: class k is a bright horizontal band at rows 2k..2k+3, plus noise."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        images = rng.integers(0, 60, size=(n, 28, 28), dtype=np.uint8)
+        for i, k in enumerate(labels):
+            images[i, 2 * k + 2 : 2 * k + 6, :] = 255
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels.astype(np.uint8)
+    return arrays
+
+
+def write_dataset(folder: Path, arrays: dict[str, np.ndarray]) -> dict[str, data.DataFile]:
+    """Write arrays as the four .gz files; returns the FILES table that accepts them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for key, array in arrays.items():
+        raw = idx_bytes(array)
+        name = data.FILES[key].name
+        (folder / name).write_bytes(gzip.compress(raw))
+        files[key] = data.DataFile(name, hashlib.sha256(raw).hexdigest(), array.shape)
+    return files
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's cache, or sees a developer's FMNIST_* settings."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("FMNIST_DATA", raising=False)
+    monkeypatch.delenv("FMNIST_MIRRORS", raising=False)
+    data._load_folder.cache_clear()
+    yield
+    data._load_folder.cache_clear()
+
+
+@pytest.fixture
+def small_arrays() -> dict[str, np.ndarray]:
+    return make_small_dataset()
+
+
+@pytest.fixture
+def small_data(tmp_path, monkeypatch, small_arrays) -> Path:
+    """A folder with a small dataset that fmnist accepts (FILES patched to its checksums and shapes);
+    also the $FMNIST_DATA folder, so code that takes no data_dir finds it."""
+    folder = tmp_path / "small-data"
+    monkeypatch.setattr(data, "FILES", write_dataset(folder, small_arrays))
+    monkeypatch.setenv("FMNIST_DATA", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_dir() -> Path:
+    """The real dataset from the Debian package dataset-fashion-mnist (`make test` installs it)."""
+    if not data.has_all_files(REAL_DIR):
+        pytest.fail(f"the real dataset is not in {REAL_DIR}: apt-get install dataset-fashion-mnist")
+    return REAL_DIR

@@ -1,0 +1,112 @@
+"""The command line: fast help, one-line errors, hostile run directories."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from fmnist import cli, model
+from fmnist.train import Config, train
+
+
+def _run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fmnist", *args], capture_output=True, text=True, **kwargs)
+
+
+def test_help_and_argument_errors_do_not_import_torch():
+    probe = (
+        "import sys\nfrom fmnist.cli import main\n"
+        "for argv in (['--help'], ['train', '--help'], ['train', '--lr', '-1']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--batch-size", "0"], "--batch-size: must be greater than 0"),
+        (["train", "--epochs", "0"], "--epochs: must be greater than 0"),
+        (["train", "--lr", "-0.1"], "--lr: must be greater than 0"),
+        (["train", "--lr", "fast"], "--lr: 'fast' is not a number"),
+        (["train", "--model", "resnet"], "invalid choice: 'resnet'"),
+        (["train", "--device", "tpu"], "invalid choice: 'tpu'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_nonsense_arguments_get_one_line_and_exit_2(args, message):
+    done = _run(*args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and message in done.stderr
+
+
+def test_cli_model_names_match_the_library():
+    assert cli.MODELS == model.MODELS
+
+
+def test_missing_run_directory(tmp_path):
+    done = _run("eval", str(tmp_path / "nope"))
+    assert done.returncode == 1
+    assert done.stderr == f"fmnist: error: {tmp_path / 'nope'} is not a directory; pass a run directory made by `fmnist train`.\n"
+
+
+@pytest.fixture
+def run_dir(small_data, tmp_path):
+    out = tmp_path / "run"
+    train(Config(epochs=1, batch_size=50), out, log=lambda line: None, progress=False)
+    return out
+
+
+class _Canary:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_a_pickle_in_place_of_the_weights_is_refused_and_never_run(run_dir, tmp_path):
+    canary = tmp_path / "pickle-was-run"
+    (run_dir / "model.safetensors").write_bytes(pickle.dumps({"weight": _Canary(canary)}))
+    done = _run("eval", str(run_dir))  # FMNIST_DATA, set by small_data, points at the small dataset
+    assert done.returncode == 1 and "not a valid safetensors file" in done.stderr
+    assert "Traceback" not in done.stderr and not canary.exists()
+
+
+@pytest.mark.parametrize(
+    "tensors, message",
+    [
+        ({"weight": torch.zeros(10, 100), "bias": torch.zeros(10)}, "'weight' is torch.float32 (10, 100)"),
+        ({"weight": torch.zeros(10, 784, dtype=torch.float64), "bias": torch.zeros(10)}, "torch.float64"),
+        ({"weight": torch.zeros(10, 784)}, "expected tensors ['bias', 'weight']"),
+    ],
+)
+def test_weights_of_the_wrong_shape_or_dtype_are_refused(run_dir, capsys, tensors, message):
+    save_file(tensors, str(run_dir / "model.safetensors"))
+    assert cli.main(["eval", str(run_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "does not fit model 'softmax'" in err and message in err
+
+
+def test_truncated_weights_are_refused(run_dir, capsys):
+    path = run_dir / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:1000])
+    assert cli.main(["eval", str(run_dir)]) == 1
+    assert "not a valid safetensors file" in capsys.readouterr().err
+
+
+def test_an_existing_run_is_not_overwritten_without_force(run_dir, capsys):
+    before = (run_dir / "model.safetensors").read_bytes()
+    assert cli.main(["train", "--out", str(run_dir), "--epochs", "1"]) == 2
+    assert "already holds a run; pass --force" in capsys.readouterr().err
+    assert (run_dir / "model.safetensors").read_bytes() == before
+    assert cli.main(["train", "--out", str(run_dir), "--epochs", "1", "--batch-size", "20", "--force"]) == 0
+    assert (run_dir / "model.safetensors").read_bytes() != before

@@ -1,0 +1,144 @@
+"""Downloads against a local HTTP server on 127.0.0.1: good, missing, refused, cut and wrong files."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from fmnist import cli, data
+
+
+class Mirror:
+    """Serves files under /good/, a 404 under /missing/, half of each under /cut/
+    (Content-Length promises all of it) and other valid gzip content under /bad/."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files, self.requests = files, []
+        mirror = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                mirror.requests.append(self.path)
+                _, kind, name = self.path.split("/", 2)
+                body = mirror.files.get(name)
+                if kind == "missing" or body is None:
+                    self.send_error(404)
+                    return
+                if kind == "bad":
+                    body = gzip.compress(b"\0\0\x08\x01\0\0\0\x01\x07")
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if kind == "cut" else body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _serve(monkeypatch, folder: Path, *kinds: str) -> Mirror:
+    mirror = Mirror({f.name: (folder / f.name).read_bytes() for f in data.FILES.values()})
+    monkeypatch.setenv("FMNIST_MIRRORS", " ".join(f"{mirror.url}/{k}/" for k in kinds))
+    return mirror
+
+
+@pytest.fixture
+def mirror_of_small(small_data, monkeypatch):
+    """Yields a function that starts a mirror of the small dataset with the given mirror kinds."""
+    mirrors = []
+    yield lambda *kinds: mirrors.append(_serve(monkeypatch, small_data, *kinds)) or mirrors[-1]
+    for m in mirrors:
+        m.close()
+
+
+def _refused_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"  # nothing listens there any more
+
+
+def test_download_fetches_and_verifies_all_files(mirror_of_small, small_arrays, tmp_path):
+    mirror_of_small("good")
+    target = data.download(tmp_path / "dl")
+    assert sorted(p.name for p in target.iterdir()) == sorted(f.name for f in data.FILES.values())
+    assert data.load(target).train_labels.tolist() == small_arrays["train_labels"].tolist()
+
+
+def test_download_moves_on_from_missing_and_refused_mirrors(mirror_of_small, monkeypatch, tmp_path):
+    mirror = mirror_of_small("missing", "good")
+    monkeypatch.setenv("FMNIST_MIRRORS", f"{_refused_url()} {mirror.url}/missing/ {mirror.url}/good/")
+    data.download(tmp_path / "dl")
+    assert data.has_all_files(tmp_path / "dl")
+    assert sum(r.startswith("/missing/") for r in mirror.requests) == 4
+
+
+@pytest.mark.parametrize("kind, reason", [("cut", "cut off"), ("bad", "does not match the official checksum")])
+def test_broken_transfers_leave_nothing_behind(mirror_of_small, tmp_path, kind, reason):
+    mirror_of_small(kind)
+    with pytest.raises(data.DataError, match=reason) as info:
+        data.download(tmp_path / "dl")
+    assert "train-images-idx3-ubyte.gz" in str(info.value) and "--data-dir" in str(info.value)
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_verified_files_are_not_fetched_again_unless_forced(mirror_of_small, tmp_path):
+    mirror = mirror_of_small("good")
+    data.download(tmp_path / "dl")
+    data.download(tmp_path / "dl")
+    assert len(mirror.requests) == 4
+    data.download(tmp_path / "dl", force=True)
+    assert len(mirror.requests) == 8
+
+
+def test_a_damaged_file_is_replaced(mirror_of_small, tmp_path):
+    mirror_of_small("good")
+    folder = data.download(tmp_path / "dl")
+    victim = folder / data.FILES["test_labels"].name
+    victim.write_bytes(b"garbage")
+    data.download(folder)
+    assert data.load(folder).test_labels.shape == (100,)
+
+
+def test_locate_downloads_into_the_cache_when_no_folder_has_the_files(mirror_of_small, monkeypatch, tmp_path):
+    mirror_of_small("good")
+    monkeypatch.delenv("FMNIST_DATA")
+    monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "no-such-dir")
+    assert data.locate() == data.cache_dir()
+    assert data.has_all_files(data.cache_dir())
+
+
+def test_cli_download_reports_the_folder(mirror_of_small, tmp_path, capsys):
+    mirror_of_small("good")
+    assert cli.main(["download", "--data-dir", str(tmp_path / "dl")]) == 0
+    assert str(tmp_path / "dl") in capsys.readouterr().out
+
+
+def test_cli_download_failure_is_one_line(mirror_of_small, tmp_path, capsys):
+    mirror_of_small("cut")
+    assert cli.main(["download", "--data-dir", str(tmp_path / "dl")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fmnist: error: could not download") and err.count("\n") == 1
+
+
+def test_download_of_the_real_files_verifies_against_the_official_checksums(real_dir, monkeypatch, tmp_path):
+    mirror = _serve(monkeypatch, real_dir, "good")
+    try:
+        folder = data.download(tmp_path / "dl")
+    finally:
+        mirror.close()
+    for f in data.FILES.values():
+        assert (folder / f.name).read_bytes() == (real_dir / f.name).read_bytes()
+    assert data.load(folder).train_images.shape == (60000, 1, 28, 28)
