@@ -26,3 +26,7 @@ train: setup
 
 test: setup
 	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/bench.py

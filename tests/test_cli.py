@@ -55,7 +55,8 @@ def test_cli_model_names_match_the_library():
 def test_missing_run_directory(tmp_path):
     done = _run("eval", str(tmp_path / "nope"))
     assert done.returncode == 1
-    assert done.stderr == f"fmnist: error: {tmp_path / 'nope'} is not a directory; pass a run directory made by `fmnist train`.\n"
+    expected = f"{tmp_path / 'nope'} is not a directory; pass a run directory made by `fmnist train`."
+    assert done.stderr == f"fmnist: error: {expected}\n"
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import re
 
 import numpy as np
 import pytest
+from conftest import idx_bytes, write_dataset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fmnist import data
-from conftest import idx_bytes, write_dataset
 
 
 def test_parse_idx_reads_hand_made_bytes():
@@ -122,3 +122,23 @@ def test_real_files_verify_and_parse(real_dir):
     # Each class has 6,000 training and 1,000 test images.
     assert dataset.train_labels.bincount().tolist() == [6000] * 10
     assert dataset.test_labels.bincount().tolist() == [1000] * 10
+
+
+def test_decompressed_copies_are_cached_and_verified_on_every_read(small_data, small_arrays):
+    expected = data.load(small_data).train_labels.tolist()
+    copies = sorted((data.cache_dir() / "idx").iterdir())
+    assert len(copies) == 4
+    contents = {gzip.decompress((small_data / f.name).read_bytes()) for f in data.FILES.values()}
+    assert {c.read_bytes() for c in copies} == contents
+
+    for copy in copies:  # a damaged cache copy is not trusted: the .gz is read again
+        copy.write_bytes(copy.read_bytes()[:-1] + b"\x01")
+    data._load_folder.cache_clear()
+    assert data.load(small_data).train_labels.tolist() == expected == small_arrays["train_labels"].tolist()
+    assert {c.read_bytes() for c in copies} == contents  # and the copies are mended
+
+    victim = small_data / data.FILES["test_labels"].name  # a damaged .gz is caught despite a good copy
+    victim.write_bytes(victim.read_bytes()[:-3])
+    data._load_folder.cache_clear()
+    with pytest.raises(data.DataError, match="not a complete gzip file"):
+        data.load(small_data)

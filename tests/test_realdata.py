@@ -50,7 +50,8 @@ def test_summary_eval_and_independent_scoring_agree(default_run, real_dir):
     tensors = load_file(str(out / "model.safetensors"))
     X, y = _official_test_set(real_dir)
     logits = X.astype(np.float64) @ tensors["weight"].T.astype(np.float64) + tensors["bias"]
-    assert (logits.argmax(axis=1) == y).mean() == pytest.approx(summary["test_acc"], abs=2e-4)  # float64 vs float32 ties
+    # float64 here against float32 in fmnist: a near-tie may flip, one image is 1e-4
+    assert (logits.argmax(axis=1) == y).mean() == pytest.approx(summary["test_acc"], abs=2e-4)
 
 
 def test_mean_over_seeds_0_1_2_reaches_the_target(default_run, real_dir, tmp_path):

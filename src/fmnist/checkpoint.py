@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,26 +18,13 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from . import model
+from .fileio import write_atomic
 
 METRICS_COLUMNS = ("epoch", "train_loss", "train_acc", "test_acc", "seconds")
 
 
 class CheckpointError(Exception):
     """A run directory is missing, damaged or belongs to something else; the message says what to do."""
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write data to path via a temporary file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, obj: object) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -56,6 +56,6 @@ def most_confused(confusion: torch.Tensor, names: list[str], k: int = 5) -> list
     n = confusion.shape[0]
     return [
         {"true": names[i // n], "predicted": names[i % n], "count": int(c)}
-        for c, i in zip(counts.tolist(), flat.tolist())
+        for c, i in zip(counts.tolist(), flat.tolist(), strict=True)
         if c > 0
     ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import platform
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy
 import safetensors

@@ -1,0 +1,221 @@
+"""Speed of fmnist beside the seed notebook's pipeline and a bare lower bound, in one run.
+
+    .venv/bin/python bench/bench.py            # everything (a few minutes on 2 cores)
+    .venv/bin/python bench/bench.py --quick    # skip the seed pipeline and scikit-learn
+
+Every figure is measured on the real dataset in this process (or its children), so the
+ratios compare like with like on the same machine at the same time. An epoch is one pass
+of training with the default recipe (batch 256, SGD lr 0.1) plus one pass over the test
+set, as metrics.csv counts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fmnist import data
+from fmnist.train import Config, train
+
+BATCH, LR = 256, 0.1
+
+
+def fmnist_epochs(epochs: int, threads: int, device: str = "cpu") -> list[float]:
+    """Seconds per epoch of `fmnist train`'s own loop, as written to metrics.csv."""
+    with tempfile.TemporaryDirectory() as out:
+        train(Config(epochs=epochs, threads=threads, device=device), Path(out), log=lambda line: None, progress=False)
+        with open(Path(out) / "metrics.csv") as f:
+            return [float(row["seconds"]) for row in csv.DictReader(f)]
+
+
+def bare_epochs(epochs: int, threads: int) -> list[float]:
+    """The simplest in-memory loop of the same recipe: the lower bound fmnist is held to."""
+    torch.set_num_threads(threads)
+    dataset = data.load()
+    X, y, X_test, y_test = dataset.train_images, dataset.train_labels, dataset.test_images, dataset.test_labels
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    optimizer = torch.optim.SGD(net.parameters(), lr=LR)
+    loss_fn = nn.CrossEntropyLoss()
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        order = torch.randperm(len(y))
+        for i in range(0, len(y), BATCH):
+            index = order[i : i + BATCH]
+            loss = loss_fn(net(X[index]), y[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            (net(X_test).argmax(1) == y_test).float().mean().item()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+class PerImageDataset(torch.utils.data.Dataset):
+    """The seed's data path without torchvision: one uint8 image at a time through PIL,
+    converted as torchvision's ToTensor does (HWC uint8 -> CHW float32 / 255)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        picture = Image.fromarray(self.images[i], mode="L")
+        x = torch.from_numpy(np.array(picture, dtype=np.uint8)).view(28, 28, 1).permute(2, 0, 1)
+        return x.float().div(255), int(self.labels[i])
+
+
+def seed_pipeline_epoch(threads: int) -> float:
+    """One epoch of the seed notebook: DataLoader with d2l's 4 workers, the .item() accuracy
+    loop, plus a test pass through the same kind of loader."""
+    torch.set_num_threads(threads)
+    folder = data.locate()
+    arrays = {key: data.read_data_file(folder / f.name, f) for key, f in data.FILES.items()}
+    train_iter = torch.utils.data.DataLoader(
+        PerImageDataset(arrays["train_images"], arrays["train_labels"]), BATCH, shuffle=True, num_workers=4
+    )
+    test_iter = torch.utils.data.DataLoader(
+        PerImageDataset(arrays["test_images"], arrays["test_labels"]), BATCH, num_workers=4
+    )
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    nn.init.normal_(net[1].weight, std=0.01)
+    optimizer = torch.optim.SGD(net.parameters(), lr=LR)
+    loss = nn.CrossEntropyLoss(reduction="none")
+    start = time.perf_counter()
+    collector = torch.empty(0)
+    for X, y in train_iter:
+        y_hat = net(X)
+        _, y_predict = torch.max(y_hat, dim=1)
+        right_counter = 0
+        for i in range(y_predict.shape[0]):
+            if y_predict[i].item() == y[i].item():
+                right_counter += 1
+        collector = torch.cat((collector, torch.tensor([right_counter / y_predict.shape[0]])))
+        optimizer.zero_grad()
+        loss(y_hat, y).mean().backward()
+        optimizer.step()
+    with torch.no_grad():
+        sum((net(X).argmax(1) == y).sum().item() for X, y in test_iter)
+    return time.perf_counter() - start
+
+
+def process(argv: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """Wall seconds, peak resident MiB and stdout of a fresh process, from start to exit."""
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, text=True)
+    stdout = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed")
+    return seconds, usage.ru_maxrss / 1024, stdout  # ru_maxrss is in KiB on Linux
+
+
+def load_seconds(cache: str) -> float:
+    """Seconds for data.load() in a fresh process (after torch is imported there)."""
+    code = "import time, torch\nfrom fmnist import data\nt = time.perf_counter()\ndata.load()\n"
+    code += "print(time.perf_counter() - t)"
+    return float(process([sys.executable, "-c", code], {"XDG_CACHE_HOME": cache})[2])
+
+
+def sklearn_row(dataset: data.FashionMNIST) -> tuple[float, float] | None:
+    """scikit-learn's multinomial LogisticRegression (lbfgs): fit seconds and test accuracy."""
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        return None
+    X = dataset.train_images.reshape(-1, 784).numpy()
+    start = time.perf_counter()
+    model = LogisticRegression(max_iter=100).fit(X, dataset.train_labels.numpy())
+    seconds = time.perf_counter() - start
+    return seconds, float(model.score(dataset.test_images.reshape(-1, 784).numpy(), dataset.test_labels.numpy()))
+
+
+def seconds_to_reach(target: float, max_epochs: int) -> tuple[float, int] | None:
+    """Seconds (summed epochs, test passes included) until the default recipe's test
+    accuracy first reaches target, and that epoch; None if not within max_epochs."""
+    with tempfile.TemporaryDirectory() as out:
+        train(Config(epochs=max_epochs), Path(out), log=lambda line: None, progress=False)
+        with open(Path(out) / "metrics.csv") as f:
+            rows = list(csv.DictReader(f))
+    elapsed = 0.0
+    for row in rows:
+        elapsed += float(row["seconds"])
+        if float(row["test_acc"]) >= target:
+            return elapsed, int(row["epoch"])
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=7, help="epochs per median (default: 7)")
+    parser.add_argument("--quick", action="store_true", help="skip the seed pipeline and scikit-learn")
+    args = parser.parse_args()
+    median = statistics.median
+    rows: list[tuple[str, str]] = []
+
+    def report(name: str, value: str) -> None:
+        rows.append((name, value))
+        print(f"{name:<58}{value}", flush=True)
+
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, epoch = train pass + test pass, batch {BATCH}\n")
+    ours = {t: median(fmnist_epochs(args.epochs, t)) for t in (1, 2)}
+    bare = {t: median(bare_epochs(args.epochs, t)) for t in (1, 2)}
+    for t in (1, 2):
+        report(f"fmnist epoch, {t} thread(s), median of {args.epochs}", f"{ours[t]:8.3f} s")
+        report(f"bare in-memory loop epoch, {t} thread(s), median of {args.epochs}", f"{bare[t]:8.3f} s")
+    if torch.cuda.is_available():
+        cuda = median(fmnist_epochs(args.epochs, 1, "cuda"))
+        report(f"fmnist epoch on CUDA ({torch.cuda.get_device_name()}), median of {args.epochs}", f"{cuda:8.3f} s")
+
+    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
+        report("data load in a fresh process, from the .gz files", f"{load_seconds(cache):8.3f} s")
+        report("data load in a fresh process, again (verified cache)", f"{load_seconds(cache):8.3f} s")
+        command = [sys.executable, "-m", "fmnist", "train", "--out", f"{out}/run"]
+        wall, peak, _ = process(command, {"XDG_CACHE_HOME": cache})
+        report("`fmnist train` (10 epochs), process start to exit", f"{wall:8.3f} s")
+        report("`fmnist train` (10 epochs), peak resident memory", f"{peak:8.0f} MiB")
+
+    if not args.quick:
+        seed = seed_pipeline_epoch(1)
+        report("seed notebook's pipeline, one epoch (4 workers, .item() loop)", f"{seed:8.3f} s")
+        dataset = data.load()
+        fitted = sklearn_row(dataset)
+        if fitted is None:
+            report("scikit-learn LogisticRegression", "not installed (pip install '.[bench]')")
+        else:
+            report("scikit-learn LogisticRegression(lbfgs, 100 iter): fit", f"{fitted[0]:8.3f} s")
+            report("scikit-learn LogisticRegression: test accuracy", f"{fitted[1]:8.4f}")
+            reached = seconds_to_reach(fitted[1], 30)
+            when = "not reached in 30 epochs" if reached is None else f"{reached[0]:8.3f} s ({reached[1]} epochs)"
+            report("fmnist default recipe: time to that test accuracy", when)
+
+    best = min(ours.values())
+    print("\nratios")
+    print(f"  fmnist / bare loop, 1 thread:  {ours[1] / bare[1]:6.2f}  (target <= 1.5)")
+    print(f"  fmnist / bare loop, 2 threads: {ours[2] / bare[2]:6.2f}")
+    print(f"  fmnist 2 threads / 1 thread:   {ours[2] / ours[1]:6.2f}  (fmnist's default is 1 thread)")
+    if not args.quick:
+        print(f"  seed pipeline / fmnist:        {seed / best:6.1f}x (target >= 30x)")
+
+
+if __name__ == "__main__":
+    main()
