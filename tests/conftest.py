@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +71,18 @@ def small_data(tmp_path, monkeypatch, small_arrays) -> Path:
     """A folder with a small dataset that fmnist accepts (FILES patched to its checksums and shapes);
     also the $FMNIST_DATA folder, so code that takes no data_dir finds it."""
     folder = tmp_path / "small-data"
-    monkeypatch.setattr(data, "FILES", write_dataset(folder, small_arrays))
+    files = write_dataset(folder, small_arrays)
+    monkeypatch.setattr(data, "FILES", files)
     monkeypatch.setenv("FMNIST_DATA", str(folder))
+    monkeypatch.setenv("FMNIST_TEST_FILES", json.dumps({k: [f.name, f.sha256, f.shape] for k, f in files.items()}))
     return folder
+
+
+def small_fmnist(*args: str, **kwargs) -> subprocess.Popen:
+    """`fmnist ARGS` in a child process that accepts the small_data fixture's dataset."""
+    script = Path(__file__).with_name("small_fmnist.py")
+    return subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kwargs)  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,8 @@ def test_help_and_argument_errors_do_not_import_torch():
         (["train", "--model", "resnet"], "invalid choice: 'resnet'"),
         (["train", "--device", "tpu"], "invalid choice: 'tpu'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["train", "--resume", "--force", "--out", "x"], "--force: not allowed with argument --resume"),
+        (["train", "--resume"], "--resume needs --out"),
     ],
 )
 def test_nonsense_arguments_get_one_line_and_exit_2(args, message):
@@ -107,7 +109,7 @@ def test_truncated_weights_are_refused(run_dir, capsys):
 def test_an_existing_run_is_not_overwritten_without_force(run_dir, capsys):
     before = (run_dir / "model.safetensors").read_bytes()
     assert cli.main(["train", "--out", str(run_dir), "--epochs", "1"]) == 2
-    assert "already holds a run; pass --force" in capsys.readouterr().err
+    assert "already holds a run; pass --resume to continue it, --force to start over" in capsys.readouterr().err
     assert (run_dir / "model.safetensors").read_bytes() == before
     assert cli.main(["train", "--out", str(run_dir), "--epochs", "1", "--batch-size", "20", "--force"]) == 0
     assert (run_dir / "model.safetensors").read_bytes() != before

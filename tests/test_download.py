@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
+import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import small_fmnist
 
 from fmnist import cli, data
 
@@ -142,3 +145,37 @@ def test_download_of_the_real_files_verifies_against_the_official_checksums(real
     for f in data.FILES.values():
         assert (folder / f.name).read_bytes() == (real_dir / f.name).read_bytes()
     assert data.load(folder).train_images.shape == (60000, 1, 28, 28)
+
+
+def test_a_full_disk_leaves_nothing_behind(mirror_of_small, tmp_path, monkeypatch):
+    mirror_of_small("good")
+
+    class FullDisk:
+        def __init__(self, file):
+            self.file = file
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, chunk):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
+    with pytest.raises(data.DataError, match="No space left on device"):
+        data.download(tmp_path / "dl")
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_two_processes_downloading_into_one_folder_both_succeed(mirror_of_small, tmp_path):
+    mirror = mirror_of_small("good")
+    runs = [small_fmnist("download", "--data-dir", str(tmp_path / "dl")) for _ in range(2)]
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=120)
+        assert run.returncode == 0, stderr
+    assert len(mirror.requests) >= 4
+    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == sorted(f.name for f in data.FILES.values())
+    data.load(tmp_path / "dl")  # every file verifies

@@ -1,8 +1,11 @@
 """Run directory files, written atomically; weights in safetensors, never pickle.
 
-A run directory holds config.json, model.safetensors, metrics.csv and summary.json.
-model.safetensors stores the model under its documented names (see model.export_tensors)
-and the model's name in its metadata under "model".
+A run directory holds config.json, model.safetensors, metrics.csv and summary.json, and
+checkpoint.safetensors for --resume. model.safetensors stores the model under its
+documented names (see model.export_tensors) and the model's name in its metadata under
+"model". checkpoint.safetensors holds, in one file written once per epoch, everything a
+resumed run needs: the weights, the optimizer's state, both random generators' states
+and the metrics so far (as JSON in the metadata), so it is never out of step with itself.
 """
 
 from __future__ import annotations
@@ -10,17 +13,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors
 
 from . import model
 from .fileio import write_atomic
 
 METRICS_COLUMNS = ("epoch", "train_loss", "train_acc", "test_acc", "seconds")
+CHECKPOINT_FORMAT = "fmnist-checkpoint-1"
 
 
 class CheckpointError(Exception):
@@ -51,6 +55,20 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
     write_atomic(path, text.getvalue().encode())
 
 
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors (on the CPU) and metadata of a safetensors file; it holds no code to run.
+
+    FileNotFoundError when it is missing; CheckpointError when it is not valid safetensors.
+    """
+    try:
+        with safe_open(path, framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+    except FileNotFoundError:
+        raise
+    except (SafetensorError, OSError, ValueError):
+        raise CheckpointError(f"{path} is not a valid safetensors file; it is damaged, train again.") from None
+
+
 def save_model(path: Path, net: torch.nn.Module, model_name: str) -> None:
     """Save net's weights (contiguous CPU copies) as safetensors, atomically."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.export_tensors(net).items()}
@@ -64,11 +82,9 @@ def load_model(run_dir: Path) -> tuple[torch.nn.Module, dict]:
     config = read_json(run_dir / "config.json")
     path = run_dir / "model.safetensors"
     try:
-        tensors = load_safetensors(path.read_bytes())
+        tensors, _ = read_safetensors(path)
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing; train again to recreate it.") from None
-    except (SafetensorError, OSError, ValueError):
-        raise CheckpointError(f"{path} is not a valid safetensors file; it is damaged, train again.") from None
     name = config.get("model")
     if name not in model.MODELS:
         raise CheckpointError(f"{run_dir / 'config.json'} names model {name!r}, which this fmnist does not know.")
@@ -79,3 +95,67 @@ def load_model(run_dir: Path) -> tuple[torch.nn.Module, dict]:
     except ValueError as e:
         raise CheckpointError(f"{path} does not fit model {name!r}: {e}.") from None
     return net.eval(), config
+
+
+def save_checkpoint(path: Path, net: torch.nn.Module, optimizer, shuffle: torch.Generator, rows: list[dict]) -> None:
+    """Save the state after the last finished epoch (rows: its metrics so far), atomically."""
+    tensors = {f"model.{k}": v for k, v in model.export_tensors(net).items()}
+    state = optimizer.state_dict()
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            tensors[f"optimizer.{index}.{name}"] = value
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.shuffle"] = shuffle.get_state()
+    if torch.cuda.is_initialized():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    metadata = {
+        "format": CHECKPOINT_FORMAT,
+        "param_groups": json.dumps(state["param_groups"]),
+        "metrics": json.dumps(rows),
+    }
+    write_atomic(path, save_safetensors(tensors, metadata=metadata))
+
+
+@dataclass
+class Checkpoint:
+    """The content of checkpoint.safetensors: tensors by name, optimizer param_groups, metrics rows."""
+
+    path: Path
+    tensors: dict[str, torch.Tensor]
+    param_groups: list[dict]
+    rows: list[dict]
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint written by save_checkpoint; CheckpointError when missing or damaged."""
+    try:
+        tensors, metadata = read_safetensors(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing, so there is nothing to resume; train without --resume.") from None
+    try:
+        if metadata.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(metadata.get("format"))
+        return Checkpoint(path, tensors, json.loads(metadata["param_groups"]), json.loads(metadata["metrics"]))
+    except (ValueError, KeyError):
+        raise CheckpointError(f"{path} is not an fmnist checkpoint; start again with --force.") from None
+
+
+def restore_checkpoint(saved: Checkpoint, net: torch.nn.Module, optimizer, shuffle: torch.Generator) -> None:
+    """Put the checkpoint's state into net, optimizer, shuffle and the global torch RNG."""
+    tensors = saved.tensors
+    weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    optimizer_state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            optimizer_state.setdefault(int(index), {})[name] = value
+    try:
+        model.import_tensors(net, weights)
+        optimizer.load_state_dict({"state": optimizer_state, "param_groups": saved.param_groups})
+        torch.set_rng_state(tensors["rng.torch"])
+        shuffle.set_state(tensors["rng.shuffle"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{saved.path} does not fit this run ({e}); start again with --force.") from None

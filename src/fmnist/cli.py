@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 MODELS = ("softmax",)  # the same as fmnist.model.MODELS, kept here to avoid importing torch
@@ -52,17 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="download again even if verified files exist")
     p.set_defaults(run=cmd_download)
 
+    # Settings default to None so that --resume can tell the ones given from the run's own;
+    # the defaults themselves are train.Config's.
     p = commands.add_parser("train", parents=[data_dir], help="train a model and write a run directory")
-    p.add_argument("--model", default="softmax", choices=MODELS, help="model to train (default: %(default)s)")
-    p.add_argument("--epochs", type=_positive(int), default=10, help="passes over the training set (default: 10)")
-    p.add_argument("--batch-size", type=_positive(int), default=256, help="examples per step (default: 256)")
-    p.add_argument("--lr", type=_positive(float), default=0.1, help="SGD learning rate (default: 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed for initialisation and shuffling (default: 0)")
-    p.add_argument("--device", default="auto", choices=DEVICES, help="where to train (default: auto)")
-    p.add_argument("--threads", type=_positive(int), default=1,
+    p.add_argument("--model", choices=MODELS, help="model to train (default: softmax)")
+    p.add_argument("--epochs", type=_positive(int), help="passes over the training set (default: 10)")
+    p.add_argument("--batch-size", type=_positive(int), help="examples per step (default: 256)")
+    p.add_argument("--lr", type=_positive(float), help="SGD learning rate (default: 0.1)")
+    p.add_argument("--seed", type=int, help="seed for initialisation and shuffling (default: 0)")
+    p.add_argument("--device", choices=DEVICES, help="where to train (default: auto, a GPU when there is one)")
+    p.add_argument("--threads", type=_positive(int),
                    help="CPU threads for PyTorch (default: 1, the fastest for this small model)")  # fmt: skip
     p.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<date>-<time>)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its last finished epoch (only --epochs may change)")
+    again.add_argument("--force", action="store_true", help="start over in an existing run directory")
     p.set_defaults(run=cmd_train)
 
     p = commands.add_parser("eval", parents=[data_dir], help="score a run's model on the test set")
@@ -92,18 +99,33 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from .train import Config, train
+def _fail(message: str, code: int = 1) -> int:
+    print(f"fmnist: {'error: ' if code != 130 else ''}{message}", file=sys.stderr)
+    return code
 
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import checkpoint
+    from .train import Config, Interrupted, train
+
+    if args.resume and args.out is None:
+        return _fail("--resume needs --out with the run directory to continue.", 2)
     out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    if (out / "config.json").exists() and not args.force:
-        print(f"fmnist: error: {out} already holds a run; pass --force to overwrite it or choose another --out.",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    config = Config(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                    seed=args.seed, device=args.device, threads=args.threads)  # fmt: skip
+    if (out / "config.json").exists() and not (args.force or args.resume):
+        return _fail(f"{out} already holds a run; pass --resume to continue it, --force to start over, "
+                     "or choose another --out.", 2)  # fmt: skip
+    settings = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
+    if args.resume:  # the run's own settings, where none are given
+        saved = checkpoint.read_json(out / "config.json")
+        settings = {**{f.name: saved[f.name] for f in fields(Config) if f.name in saved}, **settings}
+    config = Config(**settings)
     print(f"training {config.model} for {config.epochs} epochs into {out}")
-    summary = train(config, out, data_dir=args.data_dir)
+    try:
+        summary = train(config, out, data_dir=args.data_dir, resume=args.resume)
+    except Interrupted as stop:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this message short
+        return _fail(f"interrupted; {out} keeps {stop.epochs_done} finished epoch(s). "
+                     f"Continue with: fmnist train --out {out} --resume", 130)  # fmt: skip
     print(
         f"done in {summary['seconds']:.1f} s: test accuracy {summary['test_acc']:.4f}, "
         f"train accuracy {summary['train_acc']:.4f}; run directory {out}"
@@ -149,8 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (DataError, CheckpointError, TrainingError) as e:
-        print(f"fmnist: error: {e}", file=sys.stderr)
-        return 1
+        return _fail(str(e))
     except KeyboardInterrupt:
-        print("fmnist: interrupted", file=sys.stderr)
-        return 130
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return _fail("interrupted", 130)

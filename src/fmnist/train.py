@@ -18,6 +18,7 @@ from tqdm import tqdm
 from . import __version__, checkpoint, data, metrics, model
 
 EVAL_BATCH_SIZE = 1000  # large batches only speed up scoring; results do not depend on it
+CHECKPOINT = "checkpoint.safetensors"
 
 
 @dataclass
@@ -35,6 +36,17 @@ class Config:
 
 class TrainingError(Exception):
     """Training cannot go on (for example the loss diverged); the message says what to do."""
+
+
+class Interrupted(Exception):
+    """Training was stopped by Ctrl-C; the run directory holds the last finished epoch."""
+
+    def __init__(self, out: Path, epochs_done: int) -> None:
+        super().__init__(f"interrupted; {out} keeps {epochs_done} finished epoch(s)")
+        self.out, self.epochs_done = out, epochs_done
+
+
+RESUMABLE = ("epochs",)  # the only setting --resume may change
 
 
 class SGD:
@@ -58,6 +70,15 @@ class SGD:
         """Drop the gradients, as torch.optim's zero_grad(set_to_none=True)."""
         for p in self.params:
             p.grad = None
+
+    def state_dict(self) -> dict:
+        """torch.optim's format; plain SGD keeps no state between steps."""
+        return {"state": {}, "param_groups": [{"lr": self.lr}]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Accept a state_dict() of the same kind (there is nothing to restore)."""
+        if state["state"]:
+            raise ValueError("plain SGD keeps no state, but the checkpoint has optimizer state")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -121,15 +142,21 @@ def train(
     data_dir: str | Path | None = None,
     log: Callable[[str], None] = print,
     progress: bool | None = None,
+    resume: bool = False,
 ) -> dict:
     """Train config's model on Fashion-MNIST, writing the run directory out; returns the summary.
 
-    After every epoch metrics.csv and model.safetensors are rewritten atomically, so an
-    interrupted run leaves the last finished epoch on disk.
+    After every epoch the checkpoint, the weights and metrics.csv are rewritten atomically,
+    so an interrupted run keeps its last finished epoch. With resume, training continues
+    from out's checkpoint and ends with the same weights as an uninterrupted run.
     """
     device = resolve_device(config.device)
     if device.type == "cpu":
         torch.set_num_threads(config.threads)
+    saved = None
+    if resume:
+        saved = checkpoint.read_checkpoint(out / CHECKPOINT)
+        check_resumable(config, device, out, len(saved.rows))
     dataset = data.load(data_dir).to(device)
 
     torch.manual_seed(config.seed)
@@ -140,34 +167,56 @@ def train(
     loss_fn = nn.CrossEntropyLoss()
     optimizer = SGD(net.parameters(), lr=config.lr)
 
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint.write_json(out / "config.json", describe(config, device, dataset))
     rows: list[dict] = []
-    started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        train_loss, train_acc = train_epoch(net, train_batches, loss_fn, optimizer, progress)
-        if not math.isfinite(train_loss):
-            raise TrainingError(
-                f"the training loss became {train_loss} in epoch {epoch}; try a smaller learning rate "
-                f"than --lr {config.lr}."
+    if saved is not None:
+        checkpoint.restore_checkpoint(saved, net, optimizer, shuffle)
+        rows = saved.rows
+        log(f"resuming {out} after epoch {len(rows)}")
+    out.mkdir(parents=True, exist_ok=True)
+    for leftover in out.glob(".*.tmp"):  # from a write cut short by a kill
+        leftover.unlink()
+    checkpoint.write_json(out / "config.json", describe(config, device, dataset))
+    try:
+        for epoch in range(len(rows) + 1, config.epochs + 1):
+            epoch_start = time.perf_counter()
+            train_loss, train_acc = train_epoch(net, train_batches, loss_fn, optimizer, progress)
+            if not math.isfinite(train_loss):
+                raise TrainingError(
+                    f"the training loss became {train_loss} in epoch {epoch}; try a smaller learning rate "
+                    f"than --lr {config.lr}."
+                )
+            test_acc = metrics.accuracy(metrics.evaluate(net, test_batches))
+            seconds = time.perf_counter() - epoch_start
+            rows.append(dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_acc=test_acc,
+                             seconds=round(seconds, 4)))  # fmt: skip
+            checkpoint.save_checkpoint(out / CHECKPOINT, net, optimizer, shuffle, rows)
+            checkpoint.save_model(out / "model.safetensors", net, config.model)
+            checkpoint.write_metrics(out / "metrics.csv", rows)
+            log(
+                f"epoch {epoch:3d}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
+                f"test acc {test_acc:.4f}  {seconds:6.2f} s  {len(train_batches.labels) / seconds:9,.0f} img/s"
             )
-        test_acc = metrics.accuracy(metrics.evaluate(net, test_batches))
-        seconds = time.perf_counter() - epoch_start
-        rows.append(dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_acc=test_acc,
-                         seconds=round(seconds, 4)))  # fmt: skip
-        checkpoint.save_model(out / "model.safetensors", net, config.model)
-        checkpoint.write_metrics(out / "metrics.csv", rows)
-        log(
-            f"epoch {epoch:3d}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
-            f"test acc {test_acc:.4f}  {seconds:6.2f} s  {len(train_batches.labels) / seconds:9,.0f} img/s"
-        )
+    except KeyboardInterrupt:
+        raise Interrupted(out, len(rows)) from None
     summary = {
         "test_acc": rows[-1]["test_acc"],
         "train_acc": rows[-1]["train_acc"],
         "train_loss": rows[-1]["train_loss"],
-        "epochs": config.epochs,
-        "seconds": round(time.perf_counter() - started, 4),
+        "epochs": len(rows),
+        "seconds": round(sum(row["seconds"] for row in rows), 4),
     }
     checkpoint.write_json(out / "summary.json", summary)
     return summary
+
+
+def check_resumable(config: Config, device: torch.device, out: Path, done: int) -> None:
+    """Refuse to resume out (done epochs finished) with settings, other than RESUMABLE ones,
+    that differ from its own, or with no epochs left to train."""
+    saved = checkpoint.read_json(out / "config.json")
+    wanted = {**asdict(config), "device": str(device)}
+    changed = [f"--{k.replace('_', '-')} {saved.get(k)} -> {v}" for k, v in wanted.items()
+               if k not in RESUMABLE and saved.get(k) != v]  # fmt: skip
+    if changed:
+        raise TrainingError(f"cannot resume {out} with other settings ({', '.join(changed)}); use the run's own.")
+    if done >= config.epochs:
+        raise TrainingError(f"{out} has already trained {done} epochs; pass --epochs with more than {done}.")

@@ -1,0 +1,180 @@
+"""Runs survive accidents: resume, Ctrl-C, kills, divergence, changed settings, damaged data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import small_fmnist, write_dataset
+
+from fmnist import checkpoint, cli, data, fileio
+from fmnist.train import CHECKPOINT, Config, train
+
+
+def _quiet(config: Config, out, **kwargs) -> dict:
+    return train(config, out, log=lambda line: None, progress=False, **kwargs)
+
+
+def _metrics(out) -> list[dict]:
+    with open(out / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(small_data, tmp_path):
+    config = Config(epochs=4, batch_size=32, lr=0.2, seed=3)
+    _quiet(config, tmp_path / "whole")
+    _quiet(Config(**{**config.__dict__, "epochs": 2}), tmp_path / "parts")
+    assert len(_metrics(tmp_path / "parts")) == 2
+    summary = _quiet(config, tmp_path / "parts", resume=True)
+    weights = [(tmp_path / run / "model.safetensors").read_bytes() for run in ("parts", "whole")]
+    assert weights[0] == weights[1]
+    parts, whole = (checkpoint.read_checkpoint(tmp_path / run / CHECKPOINT).tensors for run in ("parts", "whole"))
+    assert parts.keys() == whole.keys() and all(torch.equal(parts[k], whole[k]) for k in parts)
+    assert _metrics(tmp_path / "parts") == _metrics(tmp_path / "whole")
+    assert summary["epochs"] == 4
+
+
+def test_resume_restores_the_generators_not_just_the_weights(small_data, tmp_path):
+    # Without the shuffle generator's state, epoch 3 would see epoch 1's order again.
+    _quiet(Config(epochs=1, batch_size=32), tmp_path / "run")
+    saved = checkpoint.read_checkpoint(tmp_path / "run" / CHECKPOINT)
+    fresh = torch.Generator().manual_seed(0)
+    assert not torch.equal(saved.tensors["rng.shuffle"], fresh.get_state())
+
+
+def test_resume_refuses_changed_settings_and_says_which(small_data, tmp_path, capsys):
+    _quiet(Config(epochs=1, batch_size=32), tmp_path / "run")
+    before = (tmp_path / "run" / CHECKPOINT).read_bytes()
+    code = cli.main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2", "--lr", "0.5",
+                     "--batch-size", "64"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "--batch-size 32 -> 64" in err and "--lr 0.1 -> 0.5" in err and "epochs" not in err
+    assert (tmp_path / "run" / CHECKPOINT).read_bytes() == before
+
+
+def test_resume_uses_the_runs_own_settings(small_data, tmp_path, capsys):
+    _quiet(Config(epochs=1, batch_size=32, lr=0.3), tmp_path / "run")
+    assert cli.main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["batch_size"], config["lr"], config["epochs"]) == (32, 0.3, 2)
+    assert len(_metrics(tmp_path / "run")) == 2
+
+
+def test_resume_with_nothing_left_to_do(small_data, tmp_path, capsys):
+    _quiet(Config(epochs=1), tmp_path / "run")
+    assert cli.main(["train", "--out", str(tmp_path / "run"), "--resume"]) == 1
+    assert "has already trained 1 epochs; pass --epochs with more than 1" in capsys.readouterr().err
+
+
+def test_resume_without_a_checkpoint(small_data, tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    checkpoint.write_json(tmp_path / "run" / "config.json", {"model": "softmax"})
+    assert cli.main(["train", "--out", str(tmp_path / "run"), "--resume"]) == 1
+    assert "checkpoint.safetensors is missing, so there is nothing to resume" in capsys.readouterr().err
+
+
+def test_a_damaged_checkpoint_is_refused(small_data, tmp_path, capsys):
+    _quiet(Config(epochs=1), tmp_path / "run")
+    path = tmp_path / "run" / CHECKPOINT
+    path.write_bytes(path.read_bytes()[:-100])
+    assert cli.main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2"]) == 1
+    assert "not a valid safetensors file" in capsys.readouterr().err
+
+
+def _wait_for_line(process: subprocess.Popen, prefix: str) -> None:
+    for line in process.stdout:
+        if line.startswith(prefix):
+            return
+    raise AssertionError(f"no line starting {prefix!r}; stderr: {process.stderr.read()}")
+
+
+def test_ctrl_c_keeps_the_last_epoch_and_resume_finishes_identically(small_data, tmp_path):
+    args = ["--epochs", "30", "--batch-size", "10", "--seed", "1"]
+    run = small_fmnist("train", "--out", str(tmp_path / "run"), *args)
+    _wait_for_line(run, "epoch   2/")
+    run.send_signal(signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert f"Continue with: fmnist train --out {tmp_path / 'run'} --resume" in stderr
+    done = len(_metrics(tmp_path / "run"))
+    assert 2 <= done < 30 and f"keeps {done} finished epoch(s)" in stderr
+    assert len(checkpoint.read_checkpoint(tmp_path / "run" / CHECKPOINT).rows) == done
+
+    resumed = small_fmnist("train", "--out", str(tmp_path / "run"), "--resume")
+    assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
+    _quiet(Config(epochs=30, batch_size=10, seed=1), tmp_path / "whole")
+    weights = [(tmp_path / run / "model.safetensors").read_bytes() for run in ("run", "whole")]
+    assert weights[0] == weights[1]
+    assert _metrics(tmp_path / "run") == _metrics(tmp_path / "whole")
+
+
+def test_a_kill_at_any_moment_leaves_a_usable_checkpoint(small_data, tmp_path):
+    out = tmp_path / "run"
+    for delay in (0.0, 0.003, 0.011):  # an epoch, checkpoint included, takes a few milliseconds
+        again = ["--resume"] if (out / CHECKPOINT).exists() else []
+        run = small_fmnist("train", "--out", str(out), "--epochs", "1000", "--batch-size", "20", *again)
+        _wait_for_line(run, "epoch")
+        time.sleep(delay)
+        run.kill()
+        run.wait()
+        rows = checkpoint.read_checkpoint(out / CHECKPOINT).rows
+        assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
+    resumed = small_fmnist("train", "--out", str(out), "--resume", "--epochs", str(len(rows) + 1))
+    assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # a killed write's temporary file
+
+
+def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "file"
+    path.write_bytes(b"good")
+
+    def cut(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", cut)
+    with pytest.raises(KeyboardInterrupt):
+        fileio.write_atomic(path, b"new content")
+    assert path.read_bytes() == b"good" and list(tmp_path.iterdir()) == [path]
+
+
+def test_divergence_stops_with_advice_and_keeps_the_last_good_epoch(small_arrays, tmp_path, monkeypatch, capsys):
+    # Random labels keep the gradient from vanishing; with this rate the loss is finite for
+    # two epochs (one step each) and infinite in the third.
+    noise = dict(small_arrays, train_labels=np.random.default_rng(0).integers(0, 10, 200).astype(np.uint8))
+    monkeypatch.setattr(data, "FILES", write_dataset(tmp_path / "data", noise))
+    out = tmp_path / "run"
+    code = cli.main(["train", "--data-dir", str(tmp_path / "data"), "--out", str(out), "--epochs", "5",
+                     "--batch-size", "200", "--lr", "1e36"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "the training loss became inf in epoch 3; try a smaller learning rate" in err
+    assert len(checkpoint.read_checkpoint(out / CHECKPOINT).rows) == 2 and len(_metrics(out)) == 2
+    net, _ = checkpoint.load_model(out)
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
+def test_damaged_data_through_the_command_line_is_one_sentence(small_data, tmp_path):
+    victim = small_data / data.FILES["train_images"].name
+    victim.write_bytes(victim.read_bytes()[:-10])
+    # A subprocess does not see the patched FILES table, so use the checksum error it does see.
+    done = subprocess.run([sys.executable, "-m", "fmnist", "train", "--data-dir", str(small_data), "--out",
+                           str(tmp_path / "run")], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert str(victim) in done.stderr and "fmnist download --force" in done.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_a_gpu_fails_before_any_work(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "fmnist", "train", "--device", "cuda", "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "use --device cpu" in done.stderr
+    assert not (tmp_path / "r").exists()
