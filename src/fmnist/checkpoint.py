@@ -23,7 +23,7 @@ from safetensors.torch import save as save_safetensors
 from . import model
 from .fileio import write_atomic
 
-METRICS_COLUMNS = ("epoch", "train_loss", "train_acc", "test_acc", "seconds")
+METRICS_COLUMNS = ("epoch", "train_loss", "train_acc", "val_acc", "test_acc", "seconds")  # val_acc with --val-size
 CHECKPOINT_FORMAT = "fmnist-checkpoint-1"
 
 
@@ -47,9 +47,9 @@ def read_json(path: Path) -> dict:
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
-    """Write per-epoch rows as CSV with METRICS_COLUMNS, atomically."""
+    """Write per-epoch rows as CSV with those of METRICS_COLUMNS the rows have, atomically."""
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=METRICS_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=[c for c in METRICS_COLUMNS if c in rows[0]], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(path, text.getvalue().encode())
@@ -89,7 +89,7 @@ def load_model(run_dir: Path) -> tuple[torch.nn.Module, dict]:
     if name not in model.MODELS:
         raise CheckpointError(f"{run_dir / 'config.json'} names model {name!r}, which this fmnist does not know.")
     with torch.random.fork_rng(devices=[]):  # initial values are overwritten: leave the caller's RNG alone
-        net = model.build(name)
+        net = model.build(name, config.get("normalize"), config.get("dropout", 0.0))
     try:
         model.import_tensors(net, tensors)
     except ValueError as e:

@@ -13,7 +13,8 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-MODELS = ("softmax",)  # the same as fmnist.model.MODELS, kept here to avoid importing torch
+from .recipes import MODELS, RECIPES, recipe_settings
+
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -38,6 +39,23 @@ def _positive(kind: type) -> object:
     return parse
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _non_negative(text)
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(
@@ -55,12 +73,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_download)
 
     # Settings default to None so that --resume can tell the ones given from the run's own;
-    # the defaults themselves are train.Config's.
-    p = commands.add_parser("train", parents=[data_dir], help="train a model and write a run directory")
+    # the defaults come from the recipe (fmnist.recipes) over train.Config's, the seed's recipe.
+    p = commands.add_parser("train", parents=[data_dir], help="train a model and write a run directory",
+                            description="Train a model. Settings not given come from the model's recipe: "
+                            + "; ".join(f"{m}: {', '.join(r)}" for m, r in RECIPES.items())
+                            + " (the first is the default).")  # fmt: skip
     p.add_argument("--model", choices=MODELS, help="model to train (default: softmax)")
-    p.add_argument("--epochs", type=_positive(int), help="passes over the training set (default: 10)")
-    p.add_argument("--batch-size", type=_positive(int), help="examples per step (default: 256)")
-    p.add_argument("--lr", type=_positive(float), help="SGD learning rate (default: 0.1)")
+    p.add_argument("--recipe", choices=sorted({r for rs in RECIPES.values() for r in rs}),
+                   help="named settings for the model (default: its first recipe; softmax: seed)")  # fmt: skip
+    p.add_argument("--epochs", type=_positive(int), help="passes over the training set (seed recipe: 10)")
+    p.add_argument("--batch-size", type=_positive(int), help="examples per step (seed recipe: 256)")
+    p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), help="seed recipe: sgd")
+    p.add_argument("--lr", type=_positive(float), help="learning rate (seed recipe: 0.1)")
+    p.add_argument("--weight-decay", type=_non_negative, help="decoupled weight decay (seed recipe: 0)")
+    p.add_argument("--schedule", choices=("constant", "cosine"), help="learning rate per epoch (seed: constant)")
+    p.add_argument("--label-smoothing", type=_non_negative, help="seed recipe: 0")
+    p.add_argument("--normalize", choices=("none", "pixel", "global"),
+                   help="standardise the input with the training split's mean and std (seed recipe: none)")
+    p.add_argument("--dropout", type=_non_negative, help="dropout before the last layer of mlp and cnn")
+    p.add_argument("--augment", choices=("none", "shift"), help="shift: move training images up to 2 pixels")
+    p.add_argument("--val-size", type=_non_negative_int,
+                   help="hold out this many training images, chosen by --seed, as a validation set (default: 0)")
     p.add_argument("--seed", type=int, help="seed for initialisation and shuffling (default: 0)")
     p.add_argument("--device", choices=DEVICES, help="where to train (default: auto, a GPU when there is one)")
     p.add_argument("--threads", type=_positive(int),
@@ -114,11 +147,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if (out / "config.json").exists() and not (args.force or args.resume):
         return _fail(f"{out} already holds a run; pass --resume to continue it, --force to start over, "
                      "or choose another --out.", 2)  # fmt: skip
-    settings = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
+    given = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name, None) is not None}
     if args.resume:  # the run's own settings, where none are given
         saved = checkpoint.read_json(out / "config.json")
-        settings = {**{f.name: saved[f.name] for f in fields(Config) if f.name in saved}, **settings}
-    config = Config(**settings)
+        base = {f.name: saved[f.name] for f in fields(Config) if f.name in saved}
+    else:
+        try:
+            base = recipe_settings(given.get("model", "softmax"), given.get("recipe"))
+        except ValueError as e:
+            return _fail(f"{e}.", 2)
+    config = Config(**{**base, **given})
     print(f"training {config.model} for {config.epochs} epochs into {out}")
     try:
         summary = train(config, out, data_dir=args.data_dir, resume=args.resume)

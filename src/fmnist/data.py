@@ -322,9 +322,11 @@ class Batches:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         resize: int | None = None,
+        shift: int = 0,
     ) -> None:
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.generator, self.resize = batch_size, shuffle, generator, resize
+        self.shift = shift
 
     def __len__(self) -> int:
         return -(-len(self.labels) // self.batch_size)
@@ -341,11 +343,24 @@ class Batches:
                 index = order[start : start + size]
                 # index_select copies whole rows; X[index] takes a generic path 2-3x slower here.
                 X, y = self.images.index_select(0, index), self.labels.index_select(0, index)
+            if self.shift:
+                X = random_shift(X, self.shift, self.generator)
             if self.resize is not None:
                 X = torch.nn.functional.interpolate(
                     X, size=(self.resize, self.resize), mode="bilinear", antialias=True
                 )
             yield X, y
+
+
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image [B, 1, H, W] moved by its own random offset of up to max_shift pixels in
+    each direction, filling with 0 (the background); same shape."""
+    n, _, height, width = images.shape
+    padded = torch.nn.functional.pad(images, (max_shift,) * 4)
+    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, n, 1, 1), generator=generator).to(images.device)
+    rows = dy + torch.arange(height, device=images.device).view(1, height, 1)
+    cols = dx + torch.arange(width, device=images.device).view(1, 1, width)
+    return padded[torch.arange(n, device=images.device).view(n, 1, 1), 0, rows, cols].unsqueeze(1)
 
 
 def text_labels(labels: Sequence[int] | torch.Tensor) -> list[str]:

@@ -1,35 +1,128 @@
-"""Models and the mapping between a model and its documented safetensors names."""
+"""Models, and the mapping between a model and the names of its tensors on disk.
+
+Every model takes X [B, 1, 28, 28] with pixels in [0, 1] and returns logits [B, 10].
+A model may start with a Normalize layer, so the input standardisation travels with
+the weights.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-MODELS = ("softmax",)
+MODELS = ("softmax", "mlp", "cnn", "lenet")
+NORMALIZE_SHAPES = {"pixel": (784,), "global": (1,)}  # per pixel (row by row) or one for all
 
 
-def softmax_regression() -> nn.Sequential:
+class Normalize(nn.Module):
+    """(x - mean) / std with mean and std stored as buffers (saved with the weights)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("std", torch.ones(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # mean and std of shape (784,) meet a flat [B, 784] input; of shape (1,), any input
+        return (x - self.mean) / self.std
+
+
+def softmax_regression(normalize: str | None = None) -> nn.Sequential:
     """The seed's model: Flatten then Linear(784, 10); weight ~ N(0, 0.01^2), bias 0.
 
-    Takes X [B, 1, 28, 28] (or [B, 784]) and returns logits [B, 10].
+    With normalize ("pixel" or "global") a Normalize layer sits between the two; the model
+    stays one linear map of the pixels.
     """
-    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-    nn.init.normal_(net[1].weight, std=0.01)
-    nn.init.zeros_(net[1].bias)
+    layers: list[nn.Module] = [nn.Flatten()]
+    if normalize:
+        layers.append(Normalize(NORMALIZE_SHAPES[normalize]))
+    layers.append(nn.Linear(784, 10))
+    net = nn.Sequential(*layers)
+    nn.init.normal_(net[-1].weight, std=0.01)
+    nn.init.zeros_(net[-1].bias)
     return net
 
 
-def build(name: str) -> nn.Module:
+def mlp(normalize: str | None = None, dropout: float = 0.0, hidden: int = 256) -> nn.Sequential:
+    """The book's multilayer perceptron: 784 -> hidden ReLU units -> 10, weights ~ N(0, 0.01^2)."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    if normalize:
+        layers.append(Normalize(NORMALIZE_SHAPES[normalize]))
+    layers += [nn.Linear(784, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 10)]
+    net = nn.Sequential(*layers)
+    for layer in net:
+        if isinstance(layer, nn.Linear):
+            nn.init.normal_(layer.weight, std=0.01)
+            nn.init.zeros_(layer.bias)
+    return net
+
+
+def cnn(normalize: str | None = None, dropout: float = 0.0) -> nn.Sequential:
+    """A small LeNet-style network with ReLU, max pooling and batch normalisation:
+    [conv 3x3 -> BN -> ReLU -> max pool] x 2 (32, 64 channels), then 128 ReLU units."""
+    layers: list[nn.Module] = []
+    if normalize:
+        layers.append(Normalize((1,)))
+    for c_in, c_out in ((1, 32), (32, 64)):
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                   nn.MaxPool2d(2)]  # fmt: skip
+    layers += [nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(dropout), nn.Linear(128, 10)]
+    return nn.Sequential(*layers)
+
+
+def lenet() -> nn.Sequential:
+    """The book's LeNet-5: sigmoid activations, average pooling, Xavier-initialised weights."""
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(2, stride=2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.Sigmoid(),
+        nn.Linear(84, 10),
+    )  # fmt: skip
+    for layer in net:
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(layer.weight)
+    return net
+
+
+def build(name: str, normalize: str | None = None, dropout: float = 0.0) -> nn.Module:
     """A freshly initialised model by name (one of MODELS); uses the global torch RNG."""
+    if normalize not in (None, "none", *NORMALIZE_SHAPES):
+        raise ValueError(f"unknown normalisation {normalize!r}")
+    normalize = None if normalize == "none" else normalize
     if name == "softmax":
-        return softmax_regression()
+        return softmax_regression(normalize)
+    if name == "mlp":
+        return mlp(normalize, dropout)
+    if name == "cnn":
+        return cnn(normalize, dropout)
+    if name == "lenet":
+        return lenet()
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 
+def set_normalization(net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """Fill net's Normalize layer (if it has one) with mean and std of its shape."""
+    for layer in net.modules():
+        if isinstance(layer, Normalize):
+            layer.mean.copy_(mean.reshape(layer.mean.shape))
+            layer.std.copy_(std.reshape(layer.std.shape))
+
+
 def export_tensors(net: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's weights under their documented file names (linear: weight [10, 784], bias [10])."""
-    if isinstance(net, nn.Sequential) and isinstance(net[-1], nn.Linear) and len(net) == 2:
-        return {"weight": net[1].weight.detach(), "bias": net[1].bias.detach()}
+    """The model's tensors under their names on disk.
+
+    Softmax regression uses the documented names: weight [10, 784], bias [10], and mean and
+    std ((784,) or (1,)) when it normalises. Other models use their state_dict names.
+    """
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if isinstance(net, nn.Sequential) and len(linears) == 1 and len(net) <= 3:
+        tensors = {"weight": linears[0].weight, "bias": linears[0].bias}
+        for layer in net:
+            if isinstance(layer, Normalize):
+                tensors.update(mean=layer.mean, std=layer.std)
+        return {k: v.detach() for k, v in tensors.items()}
     return {k: v.detach() for k, v in net.state_dict().items()}
 
 

@@ -1,4 +1,8 @@
-"""Training with the seed notebook's recipe, as a plain loop that writes a run directory."""
+"""Training, as a plain loop that writes a run directory.
+
+The defaults are the seed notebook's recipe; other recipes (fmnist.recipes) change the
+optimizer, the learning-rate schedule, input standardisation and augmentation.
+"""
 
 from __future__ import annotations
 
@@ -19,16 +23,26 @@ from . import __version__, checkpoint, data, metrics, model
 
 EVAL_BATCH_SIZE = 1000  # large batches only speed up scoring; results do not depend on it
 CHECKPOINT = "checkpoint.safetensors"
+NORMALIZE_MIN_STD = 0.05  # border pixels are almost always 0: do not blow up their noise
 
 
 @dataclass
 class Config:
-    """Every setting that affects the result of a run."""
+    """Every setting that affects the result of a run; the defaults are the seed's recipe."""
 
     model: str = "softmax"
+    recipe: str = "seed"
     epochs: int = 10
     batch_size: int = 256
+    optimizer: str = "sgd"  # sgd, momentum (Nesterov, 0.9) or adam (AdamW)
     lr: float = 0.1
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # or cosine: lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2
+    label_smoothing: float = 0.0
+    normalize: str = "none"  # or pixel / global: standardise with the training split's statistics
+    dropout: float = 0.0
+    augment: str = "none"  # or shift: move each training image by up to 2 pixels
+    val_size: int = 0  # training images held out for validation, chosen by the seed
     seed: int = 0
     device: str = "auto"
     threads: int = 1
@@ -58,27 +72,63 @@ class SGD:
     """
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float) -> None:
-        self.params, self.lr = list(params), lr
+        self.param_groups = [{"params": list(params), "lr": lr}]
 
     @torch.no_grad()
     def step(self) -> None:
         """Move every parameter against its gradient."""
-        for p in self.params:
-            p.add_(p.grad, alpha=-self.lr)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.add_(p.grad, alpha=-group["lr"])
 
     def zero_grad(self) -> None:
         """Drop the gradients, as torch.optim's zero_grad(set_to_none=True)."""
-        for p in self.params:
-            p.grad = None
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
 
     def state_dict(self) -> dict:
         """torch.optim's format; plain SGD keeps no state between steps."""
-        return {"state": {}, "param_groups": [{"lr": self.lr}]}
+        return {"state": {}, "param_groups": [{"lr": g["lr"]} for g in self.param_groups]}
 
     def load_state_dict(self, state: dict) -> None:
         """Accept a state_dict() of the same kind (there is nothing to restore)."""
         if state["state"]:
             raise ValueError("plain SGD keeps no state, but the checkpoint has optimizer state")
+
+
+def make_optimizer(config: Config, params: Iterable[torch.Tensor]) -> SGD | torch.optim.Optimizer:
+    """The optimizer config names; plain SGD without weight decay is train.SGD."""
+    params = list(params)
+    if config.optimizer == "sgd" and config.weight_decay == 0:
+        return SGD(params, lr=config.lr)
+    if config.optimizer in ("sgd", "momentum"):
+        momentum = 0.9 if config.optimizer == "momentum" else 0.0
+        return torch.optim.SGD(params, lr=config.lr, momentum=momentum, nesterov=momentum > 0,
+                               weight_decay=config.weight_decay)  # fmt: skip
+    if config.optimizer == "adam":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise TrainingError(f"unknown optimizer {config.optimizer!r}; choose sgd, momentum or adam.")
+
+
+def learning_rate(config: Config, epoch: int) -> float:
+    """The learning rate of epoch (1-based) under config's schedule."""
+    if config.schedule == "cosine":
+        return config.lr * (1 + math.cos(math.pi * (epoch - 1) / config.epochs)) / 2
+    return config.lr
+
+
+def split(dataset: data.FashionMNIST, val_size: int, seed: int) -> tuple[torch.Tensor, ...]:
+    """(train images, train labels, val images, val labels): val_size training images chosen
+    by seed are held out; the rest stay in their original order."""
+    if not 0 <= val_size < len(dataset.train_labels):
+        raise TrainingError(f"--val-size must be between 0 and {len(dataset.train_labels) - 1}, got {val_size}.")
+    order = torch.randperm(len(dataset.train_labels), generator=torch.Generator().manual_seed(seed))
+    held, kept = order[:val_size].sort().values, order[val_size:].sort().values
+    X, y = dataset.train_images, dataset.train_labels
+    if val_size == 0:
+        return X, y, X[:0], y[:0]
+    return X[kept.to(X.device)], y[kept.to(y.device)], X[held.to(X.device)], y[held.to(y.device)]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -158,14 +208,22 @@ def train(
         saved = checkpoint.read_checkpoint(out / CHECKPOINT)
         check_resumable(config, device, out, len(saved.rows))
     dataset = data.load(data_dir).to(device)
+    train_X, train_y, val_X, val_y = split(dataset, config.val_size, config.seed)
 
     torch.manual_seed(config.seed)
-    net = model.build(config.model).to(device)
+    net = model.build(config.model, config.normalize, config.dropout).to(device)
+    if config.normalize == "pixel":
+        model.set_normalization(net, train_X.mean(dim=0), train_X.std(dim=0).clamp_min(NORMALIZE_MIN_STD))
+    elif config.normalize == "global":
+        model.set_normalization(net, train_X.mean(), train_X.std())
     shuffle = torch.Generator().manual_seed(config.seed)
-    train_batches = data.Batches(dataset.train_images, dataset.train_labels, config.batch_size, True, shuffle)
-    test_batches = data.Batches(dataset.test_images, dataset.test_labels, EVAL_BATCH_SIZE)
-    loss_fn = nn.CrossEntropyLoss()
-    optimizer = SGD(net.parameters(), lr=config.lr)
+    shift = 2 if config.augment == "shift" else 0
+    train_batches = data.Batches(train_X, train_y, config.batch_size, True, shuffle, shift=shift)
+    scored = {"test_acc": data.Batches(dataset.test_images, dataset.test_labels, EVAL_BATCH_SIZE)}
+    if config.val_size:
+        scored = {"val_acc": data.Batches(val_X, val_y, EVAL_BATCH_SIZE), **scored}
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    optimizer = make_optimizer(config, net.parameters())
 
     rows: list[dict] = []
     if saved is not None:
@@ -179,32 +237,30 @@ def train(
     try:
         for epoch in range(len(rows) + 1, config.epochs + 1):
             epoch_start = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, epoch)
             train_loss, train_acc = train_epoch(net, train_batches, loss_fn, optimizer, progress)
             if not math.isfinite(train_loss):
                 raise TrainingError(
                     f"the training loss became {train_loss} in epoch {epoch}; try a smaller learning rate "
                     f"than --lr {config.lr}."
                 )
-            test_acc = metrics.accuracy(metrics.evaluate(net, test_batches))
+            row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
+            row.update({name: metrics.accuracy(metrics.evaluate(net, batches)) for name, batches in scored.items()})
             seconds = time.perf_counter() - epoch_start
-            rows.append(dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_acc=test_acc,
-                             seconds=round(seconds, 4)))  # fmt: skip
+            rows.append({**row, "seconds": round(seconds, 4)})
             checkpoint.save_checkpoint(out / CHECKPOINT, net, optimizer, shuffle, rows)
             checkpoint.save_model(out / "model.safetensors", net, config.model)
             checkpoint.write_metrics(out / "metrics.csv", rows)
+            scores = "  ".join(f"{name.replace('_acc', '')} acc {row[name]:.4f}" for name in scored)
             log(
                 f"epoch {epoch:3d}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
-                f"test acc {test_acc:.4f}  {seconds:6.2f} s  {len(train_batches.labels) / seconds:9,.0f} img/s"
+                f"{scores}  {seconds:6.2f} s  {len(train_batches.labels) / seconds:9,.0f} img/s"
             )
     except KeyboardInterrupt:
         raise Interrupted(out, len(rows)) from None
-    summary = {
-        "test_acc": rows[-1]["test_acc"],
-        "train_acc": rows[-1]["train_acc"],
-        "train_loss": rows[-1]["train_loss"],
-        "epochs": len(rows),
-        "seconds": round(sum(row["seconds"] for row in rows), 4),
-    }
+    summary = {key: rows[-1][key] for key in ("test_acc", "val_acc", "train_acc", "train_loss") if key in rows[-1]}
+    summary.update(epochs=len(rows), seconds=round(sum(row["seconds"] for row in rows), 4))
     checkpoint.write_json(out / "summary.json", summary)
     return summary
 
