@@ -1,18 +1,35 @@
 """fmnist: softmax regression on Fashion-MNIST, trained, evaluated and saved.
 
-The book-compatible names (``import fmnist as d2l``) are loaded on first use, so that
-importing the package, and therefore ``fmnist --help``, does not import PyTorch.
+The book-compatible names (``import fmnist as d2l``; see fmnist.book) are loaded on first
+use, so that importing the package, and therefore ``fmnist --help``, does not import PyTorch.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["load_data_fashion_mnist", "get_fashion_mnist_labels"]
+__all__ = [
+    "load_data_fashion_mnist",
+    "get_fashion_mnist_labels",
+    "show_images",
+    "Timer",
+    "Accumulator",
+    "accuracy",
+    "evaluate_accuracy",
+    "sgd",
+    "train_epoch_ch3",
+    "train_ch3",
+    "predict_ch3",
+    "Animator",
+    "set_axes",
+    "set_figsize",
+    "use_svg_display",
+]
+_LAZY = (*__all__, "plt")  # d2l.plt is matplotlib.pyplot, imported on first use
 
 
 def __getattr__(name: str) -> object:
-    if name in __all__:
+    if name in _LAZY:
         from . import book
 
         return getattr(book, name)
@@ -20,4 +37,4 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    return sorted([*globals(), *_LAZY])
