@@ -24,7 +24,9 @@ setup: $(BIN)/fmnist data
 train: setup
 	$(BIN)/fmnist train
 
+# Headless Chromium renders report.html in tests/test_report.py.
 test: setup
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/pytest
 
 bench: setup

@@ -95,3 +95,21 @@ def test_resume_with_adam_and_cosine_is_bit_identical(small_data, tmp_path):
 def test_a_model_without_its_recipe_is_refused(capsys):
     assert cli.main(["train", "--model", "cnn", "--recipe", "seed"]) == 2
     assert "model cnn has no recipe 'seed'; choose one of tuned" in capsys.readouterr().err
+
+
+def test_impl_scratch_writes_the_same_kind_of_run_close_to_concise(small_data, tmp_path, capsys):
+    concise = _quiet(Config(epochs=2, batch_size=32), tmp_path / "concise")
+    ours = _quiet(Config(epochs=2, batch_size=32, impl="scratch"), tmp_path / "scratch")
+    assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == sorted(
+        p.name for p in (tmp_path / "concise").iterdir())  # fmt: skip
+    a, b = (load_file(str(tmp_path / r / "model.safetensors")) for r in ("concise", "scratch"))
+    assert np.abs(a["weight"] - b["weight"]).max() < 1e-4 and np.abs(a["bias"] - b["bias"]).max() < 1e-4
+    assert ours["train_loss"] == pytest.approx(concise["train_loss"], abs=1e-5)
+    assert cli.main(["eval", str(tmp_path / "scratch"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_acc"] == ours["test_acc"]
+
+
+def test_impl_scratch_refuses_what_it_does_not_implement(capsys):
+    assert cli.main(["train", "--model", "mlp", "--impl", "scratch"]) == 1
+    assert "--impl scratch trains softmax regression with plain SGD on raw pixels only, not --model mlp" in (
+        capsys.readouterr().err)  # fmt: skip

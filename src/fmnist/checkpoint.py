@@ -69,6 +69,17 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
         raise CheckpointError(f"{path} is not a valid safetensors file; it is damaged, train again.") from None
 
 
+def read_metrics(path: Path) -> list[dict]:
+    """The rows of a metrics.csv written by write_metrics, with numbers as numbers."""
+    try:
+        with open(path, newline="") as f:
+            return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing; is {path.parent} a run directory made by `fmnist train`?") from None
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"{path} is damaged; train again to recreate it.") from None
+
+
 def save_model(path: Path, net: torch.nn.Module, model_name: str) -> None:
     """Save net's weights (contiguous CPU copies) as safetensors, atomically."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.export_tensors(net).items()}

@@ -6,6 +6,7 @@ PyTorch is imported only once a command runs, so `--help` and argument errors an
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import signal
 import sys
@@ -94,11 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", choices=("none", "shift"), help="shift: move training images up to 2 pixels")
     p.add_argument("--val-size", type=_non_negative_int,
                    help="hold out this many training images, chosen by --seed, as a validation set (default: 0)")
+    p.add_argument("--impl", choices=("concise", "scratch"),
+                   help="scratch: hand-derived gradients of fmnist.scratch, softmax with SGD only (default: concise)")
     p.add_argument("--seed", type=int, help="seed for initialisation and shuffling (default: 0)")
     p.add_argument("--device", choices=DEVICES, help="where to train (default: auto, a GPU when there is one)")
     p.add_argument("--threads", type=_positive(int),
                    help="CPU threads for PyTorch (default: 1, the fastest for this small model)")  # fmt: skip
     p.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<date>-<time>)")
+    p.add_argument("--quiet", action="store_true", help="print only the final line (no progress, no epoch lines)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its last finished epoch (only --epochs may change)")
@@ -109,6 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory written by `fmnist train`")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(run=cmd_eval)
+
+    p = commands.add_parser("predict", parents=[data_dir], help="classify your own pictures with a run's model")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory written by `fmnist train`")
+    p.add_argument("images", type=Path, nargs="*", metavar="IMAGE",
+                   help="PNG, JPEG or any picture Pillow reads; colour or grey, any size, either polarity")
+    p.add_argument("--top", type=_positive(int), default=3, help="how many classes to list (default: 3)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per input in order")
+    p.add_argument("--plot", type=Path, metavar="FILE", help="also draw each input beside its probabilities")
+    p.add_argument("--test-index", type=_non_negative_int, nargs="+", default=[], metavar="I",
+                   help="also predict these items of the test set, with their true labels")
+    p.set_defaults(run=cmd_predict)
+
+    p = commands.add_parser("show", parents=[data_dir], help="draw dataset images with their labels as a PNG")
+    p.add_argument("--n", type=_positive(int), default=18, help="how many images (default: 18)")
+    p.add_argument("--split", choices=("train", "test"), default="train", help="default: train")
+    p.add_argument("--out", type=Path, metavar="FILE", help="default: fashion-mnist-SPLIT.png")
+    p.set_defaults(run=cmd_show)
     return parser
 
 
@@ -157,38 +178,36 @@ def cmd_train(args: argparse.Namespace) -> int:
         except ValueError as e:
             return _fail(f"{e}.", 2)
     config = Config(**{**base, **given})
-    print(f"training {config.model} for {config.epochs} epochs into {out}")
+    log = (lambda line: None) if args.quiet else print
+    log(f"training {config.model} ({config.recipe} recipe) for {config.epochs} epochs into {out}")
     try:
-        summary = train(config, out, data_dir=args.data_dir, resume=args.resume)
+        summary = train(config, out, data_dir=args.data_dir, resume=args.resume, log=log,
+                        progress=False if args.quiet else None)  # fmt: skip
     except Interrupted as stop:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this message short
         return _fail(f"interrupted; {out} keeps {stop.epochs_done} finished epoch(s). "
                      f"Continue with: fmnist train --out {out} --resume", 130)  # fmt: skip
     print(
         f"done in {summary['seconds']:.1f} s: test accuracy {summary['test_acc']:.4f}, "
-        f"train accuracy {summary['train_acc']:.4f}; run directory {out}"
+        f"train accuracy {summary['train_acc']:.4f}; run directory {out} (open {out / 'report.html'})"
     )
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from . import checkpoint, data, metrics, train
+    from . import checkpoint, data, evaluate
 
     net, config = checkpoint.load_model(args.run_dir)
+    rows = checkpoint.read_metrics(args.run_dir / "metrics.csv")
+    summary = checkpoint.read_json(args.run_dir / "summary.json")
     dataset = data.load(args.data_dir)
-    batches = data.Batches(dataset.test_images, dataset.test_labels, train.EVAL_BATCH_SIZE)
-    confusion = metrics.evaluate(net, batches)
-    result = {
-        "run_dir": str(args.run_dir),
-        "model": config["model"],
-        "test_acc": metrics.accuracy(confusion),
-        "per_class": metrics.per_class(confusion, list(data.LABELS)),
-        "most_confused": metrics.most_confused(confusion, list(data.LABELS)),
-    }
+    scores = evaluate.evaluate_run(args.run_dir, net, config, dataset, rows, summary)
+    result = {"run_dir": str(args.run_dir), "model": config["model"], **scores}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{args.run_dir}: {config['model']}, test accuracy {result['test_acc']:.4f} on {int(confusion.sum())} images")
+    images = sum(row["support"] for row in result["per_class"])
+    print(f"{args.run_dir}: {config['model']}, test accuracy {result['test_acc']:.4f} on {images} images")
     print(f"\n{'class':<12}{'images':>8}{'precision':>11}{'recall':>8}")
     for row in result["per_class"]:
         print(f"{row['label']:<12}{row['support']:>8}{row['precision']:>11.3f}{row['recall']:>8.3f}")
@@ -196,6 +215,74 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print("\nmost confused (true -> predicted: images)")
     for pair in result["most_confused"]:
         print(f"  {pair['true']} -> {pair['predicted']}: {pair['count']}")
+    print(f"\npictures and report.html written to {args.run_dir}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import checkpoint, data, images, plots
+
+    if not args.images and not args.test_index:
+        return _fail("give one or more image files, or --test-index.", 2)
+    net, _ = checkpoint.load_model(args.run_dir)
+    names = list(data.LABELS)
+    inputs: list[tuple[str, torch.Tensor | str, str | None]] = []  # (name, image or error, true label)
+    for path in args.images:
+        try:
+            inputs.append((str(path), images.load_image(path), None))
+        except images.ImageError as e:
+            inputs.append((str(path), str(e), None))
+    if args.test_index:
+        dataset = data.load(args.data_dir)
+        for i in args.test_index:
+            if not 0 <= i < len(dataset.test_labels):
+                return _fail(f"--test-index {i} is outside the test set (0 to {len(dataset.test_labels) - 1}).", 2)
+            inputs.append((f"test[{i}]", dataset.test_images[i], names[int(dataset.test_labels[i])]))
+    good = [x for _, x, _ in inputs if isinstance(x, torch.Tensor)]
+    with torch.no_grad():
+        probs = iter(torch.softmax(net(torch.stack(good)), dim=1) if good else [])
+    results, shown, pictures = [], [], []
+    for name, x, true in inputs:
+        if not isinstance(x, torch.Tensor):
+            results.append({"path": name, "error": x})
+            continue
+        p = next(probs)
+        results.append({"path": name, **({"true": true} if true else {}), "top": images.top_k(p, names, args.top)})
+        shown.append(p)
+        pictures.append((x, f"{name}" + (f" (true: {true})" if true else "")))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            answer = r.get("error") or ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"])
+            print(f"{r['path']}: {answer}" + (f"  (true: {r['true']})" if "true" in r else ""))
+    if args.plot and pictures:
+        plots.plot_predictions(torch.stack([x for x, _ in pictures]), torch.stack(shown), names, args.plot,
+                               [title for _, title in pictures])  # fmt: skip
+        print(f"picture written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    failed = [r for r in results if "error" in r]
+    for r in failed if args.json else []:
+        print(f"fmnist: error: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from . import data, plots
+    from .fileio import write_atomic
+
+    dataset = data.load(args.data_dir)
+    X, y = (dataset.train_images, dataset.train_labels) if args.split == "train" else (
+        dataset.test_images, dataset.test_labels)  # fmt: skip
+    n = min(args.n, len(y))
+    columns = min(n, 9)
+    fig, _ = plots.image_grid(X[:n], -(-n // columns), columns, data.text_labels(y[:n]))
+    out = args.out or Path(f"fashion-mnist-{args.split}.png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    write_atomic(out, buffer.getvalue())
+    print(f"the first {n} {args.split} images with their labels: {out}")
     return 0
 
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 NUM_CLASSES = 10
+EVAL_BATCH_SIZE = 1000  # large batches only speed up scoring; results do not depend on it
 
 
 def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
@@ -17,15 +18,20 @@ def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes:
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Confusion matrix int64 [C, C] (on the CPU) of net over batches, in eval mode without gradients."""
+def logits(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """net's logits float32 [N, C] and the labels int64 [N] over batches, on the CPU; computed in
+    eval mode without gradients (the mode net was in is restored)."""
     was_training = net.training
     net.eval()
-    total = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64)
-    for X, y in batches:
-        total += confusion_matrix(net(X).argmax(dim=1), y).cpu()
+    outputs, labels = zip(*((net(X).cpu(), y.cpu()) for X, y in batches), strict=True)
     net.train(was_training)
-    return total
+    return torch.cat(outputs), torch.cat(labels)
+
+
+def evaluate(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Confusion matrix int64 [C, C] of net over batches (the class of the largest logit)."""
+    scores, labels = logits(net, batches)
+    return confusion_matrix(scores.argmax(dim=1), labels)
 
 
 def accuracy(confusion: torch.Tensor) -> float:

@@ -59,14 +59,15 @@ def mlp(normalize: str | None = None, dropout: float = 0.0, hidden: int = 256) -
 
 def cnn(normalize: str | None = None, dropout: float = 0.0) -> nn.Sequential:
     """A small LeNet-style network with ReLU, max pooling and batch normalisation:
-    [conv 3x3 -> BN -> ReLU -> max pool] x 2 (32, 64 channels), then 128 ReLU units."""
+    [conv 3x3 -> BN -> ReLU -> max pool] x 2 (16, 32 channels), then 128 ReLU units.
+    (32 and 64 channels took 2.7x as long per epoch on 2 CPU cores.)"""
     layers: list[nn.Module] = []
     if normalize:
         layers.append(Normalize((1,)))
-    for c_in, c_out in ((1, 32), (32, 64)):
+    for c_in, c_out in ((1, 16), (16, 32)):
         layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
                    nn.MaxPool2d(2)]  # fmt: skip
-    layers += [nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(dropout), nn.Linear(128, 10)]
+    layers += [nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Dropout(dropout), nn.Linear(128, 10)]
     return nn.Sequential(*layers)
 
 

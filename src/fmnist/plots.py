@@ -7,12 +7,21 @@ inline in Jupyter, pass in a pyplot figure instead.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from .fileio import write_atomic
+
+DPI = 100
+HIGHLIGHT, MUTED = "tab:blue", "#b8c4d0"  # the predicted class's bar, the other bars
+MISTAKE_COLUMNS = 6
 
 
 def image_grid(
@@ -50,3 +59,132 @@ def _blank(ax: Axes) -> None:
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Training curves as a PNG: mean loss per example (left) and accuracies (right) per epoch.
+
+    rows: one dict per epoch as in metrics.csv (epoch, train_loss, train_acc, test_acc; numbers or
+    their CSV strings); val_acc, when rows have it, is drawn as a third accuracy curve.
+    """
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    loss_ax.plot(*_series(rows, "train_loss"), marker="o", color="tab:blue", label="train loss")
+    loss_ax.set(title="Loss", xlabel="epoch", ylabel="cross-entropy per example")
+    accuracies = (
+        ("train_acc", "train", "tab:blue"),
+        ("val_acc", "validation", "tab:orange"),
+        ("test_acc", "test", "tab:green"),
+    )
+    for key, label, color in accuracies:  # fixed colours: a series looks the same with or without validation
+        epochs, values = _series(rows, key)
+        if epochs:
+            acc_ax.plot(epochs, values, marker="o", color=color, label=label)
+    acc_ax.set(title="Accuracy", xlabel="epoch", ylabel="fraction correct")
+    for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save(fig, path)
+
+
+def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
+    """(epochs, values) of the rows that hold a value under key."""
+    kept = [row for row in rows if row.get(key) not in (None, "")]
+    return [int(row["epoch"]) for row in kept], [float(row[key]) for row in kept]
+
+
+def plot_confusion(confusion: torch.Tensor, names: Sequence[str], path: Path) -> None:
+    """Row-normalised confusion matrix as a PNG, the fraction written in each cell.
+
+    confusion: int64 counts [C, C], rows = true class, columns = predicted class; names: C labels.
+    """
+    counts = confusion.detach().cpu().double()
+    fractions = (counts / counts.sum(dim=1, keepdim=True).clamp(min=1)).numpy()
+    fig = Figure(figsize=(8.5, 7.5), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=40, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (each row sums to 1)")
+    for (i, j), value in np.ndenumerate(fractions):
+        text = "0" if counts[i, j] == 0 else "<0.01" if value < 0.005 else f"{value:.2f}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if value > 0.5 else "black")
+    fig.colorbar(image, ax=ax, shrink=0.85, label="fraction of the true class")
+    _save(fig, path)
+
+
+def select_mistakes(labels: torch.Tensor, probs: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices int64 [<= n] of misclassified items, the most confident mistake first (ties: lower index).
+
+    labels: int64 [N] true classes; probs: float [N, C] predicted probabilities (argmax = prediction).
+    """
+    confidence, predicted = probs.max(dim=1)
+    wrong = (predicted != labels).nonzero().flatten()
+    order = confidence[wrong].sort(descending=True, stable=True).indices
+    return wrong[order[:n]]
+
+
+def plot_mistakes(
+    images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, names: Sequence[str], path: Path, n: int = 24
+) -> None:
+    """Up to n misclassified images as a PNG grid titled "true / predicted (probability)".
+
+    images: float [N, 1, 28, 28] in [0, 1]; labels: int64 [N]; probs: float [N, C]; most confident mistakes first.
+    """
+    chosen = select_mistakes(labels, probs, n)
+    if len(chosen) == 0:
+        fig = Figure(figsize=(5, 1.2))
+        fig.text(0.5, 0.5, "No misclassified images.", ha="center", va="center", fontsize=12)
+        _save(fig, path)
+        return
+    confidence, predicted = probs[chosen].max(dim=1)
+    titles = [
+        f"{names[t]} / {names[p]} ({c:.2f})"
+        for t, p, c in zip(labels[chosen].tolist(), predicted.tolist(), confidence.tolist(), strict=True)
+    ]
+    columns = min(len(chosen), MISTAKE_COLUMNS)
+    fig, _ = image_grid(images[chosen], -(-len(chosen) // columns), columns, titles, scale=2.2)
+    fig.suptitle("Misclassified: true / predicted (probability), most confident first", fontsize=12)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_predictions(
+    images: torch.Tensor, probs: torch.Tensor, names: Sequence[str], path: Path, titles: Sequence[str]
+) -> None:
+    """One row per image as a PNG: the model's input on the left, the C class probabilities as bars on the right.
+
+    images: float [N, 1, 28, 28] in [0, 1]; probs: float [N, C]; titles: N strings (e.g. file names).
+    """
+    pixels, probs = images.detach().cpu(), probs.detach().cpu()
+    fig = Figure(figsize=(7.5, 2.2 * len(pixels)), layout="constrained")
+    axes = fig.subplots(len(pixels), 2, squeeze=False, width_ratios=[1, 2.6])
+    for (image_ax, bar_ax), image, p, title in zip(axes, pixels, probs, titles, strict=True):
+        image_ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
+        _blank(image_ax)
+        top = int(p.argmax())
+        bar_ax.barh(range(len(names)), p.numpy(), color=[HIGHLIGHT if i == top else MUTED for i in range(len(names))])
+        bar_ax.set_yticks(range(len(names)), names, fontsize=8)
+        bar_ax.get_yticklabels()[top].set_fontweight("bold")
+        bar_ax.invert_yaxis()
+        bar_ax.set_xlim(0, 1)
+        best = float(p[top])
+        inside = best > 0.85  # no room right of the bar: write the value on it
+        bar_ax.text(best - 0.02 if inside else best + 0.02, top, f"{best:.2f}", va="center", fontsize=8,
+                    ha="right" if inside else "left", color="white" if inside else "black")  # fmt: skip
+        bar_ax.set_title(_shorten(title), loc="left", fontsize=10)
+    axes[-1, 1].set_xlabel("probability")
+    _save(fig, path)
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    """text, or its last limit - 1 characters after an ellipsis when longer."""
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
+def _save(fig: Figure, path: Path) -> None:
+    """Render fig as a PNG at DPI pixels per inch and write it to path atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    write_atomic(path, buffer.getvalue())

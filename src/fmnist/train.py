@@ -19,9 +19,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import __version__, checkpoint, data, metrics, model
+from . import __version__, checkpoint, data, evaluate, metrics, model, scratch
 
-EVAL_BATCH_SIZE = 1000  # large batches only speed up scoring; results do not depend on it
 CHECKPOINT = "checkpoint.safetensors"
 NORMALIZE_MIN_STD = 0.05  # border pixels are almost always 0: do not blow up their noise
 
@@ -43,6 +42,7 @@ class Config:
     dropout: float = 0.0
     augment: str = "none"  # or shift: move each training image by up to 2 pixels
     val_size: int = 0  # training images held out for validation, chosen by the seed
+    impl: str = "concise"  # or scratch: fmnist.scratch's hand-derived gradients (softmax, plain SGD only)
     seed: int = 0
     device: str = "auto"
     threads: int = 1
@@ -131,6 +131,22 @@ def split(dataset: data.FashionMNIST, val_size: int, seed: int) -> tuple[torch.T
     return X[kept.to(X.device)], y[kept.to(y.device)], X[held.to(X.device)], y[held.to(y.device)]
 
 
+SCRATCH_SUPPORTS = {"model": "softmax", "optimizer": "sgd", "weight_decay": 0.0, "label_smoothing": 0.0,
+                    "normalize": "none"}  # fmt: skip
+
+
+def check_impl(config: Config) -> None:
+    """--impl scratch covers softmax regression with plain SGD on raw pixels; refuse the rest."""
+    if config.impl not in ("concise", "scratch"):
+        raise TrainingError(f"unknown --impl {config.impl!r}; choose concise or scratch.")
+    if config.impl == "scratch":
+        other = [f"--{k.replace('_', '-')} {getattr(config, k)}" for k, v in SCRATCH_SUPPORTS.items()
+                 if getattr(config, k) != v]  # fmt: skip
+        if other:
+            raise TrainingError(f"--impl scratch trains softmax regression with plain SGD on raw pixels only, "
+                                f"not {', '.join(other)}; use --impl concise.")  # fmt: skip
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' is CUDA when available, else the CPU; 'cuda' without a GPU is an error."""
     if name == "auto":
@@ -200,6 +216,7 @@ def train(
     so an interrupted run keeps its last finished epoch. With resume, training continues
     from out's checkpoint and ends with the same weights as an uninterrupted run.
     """
+    check_impl(config)
     device = resolve_device(config.device)
     if device.type == "cpu":
         torch.set_num_threads(config.threads)
@@ -211,7 +228,10 @@ def train(
     train_X, train_y, val_X, val_y = split(dataset, config.val_size, config.seed)
 
     torch.manual_seed(config.seed)
-    net = model.build(config.model, config.normalize, config.dropout).to(device)
+    if config.impl == "scratch":
+        net: nn.Module = scratch.SoftmaxRegression().to(device)
+    else:
+        net = model.build(config.model, config.normalize, config.dropout).to(device)
     if config.normalize == "pixel":
         model.set_normalization(net, train_X.mean(dim=0), train_X.std(dim=0).clamp_min(NORMALIZE_MIN_STD))
     elif config.normalize == "global":
@@ -219,9 +239,9 @@ def train(
     shuffle = torch.Generator().manual_seed(config.seed)
     shift = 2 if config.augment == "shift" else 0
     train_batches = data.Batches(train_X, train_y, config.batch_size, True, shuffle, shift=shift)
-    scored = {"test_acc": data.Batches(dataset.test_images, dataset.test_labels, EVAL_BATCH_SIZE)}
+    scored = {"test_acc": data.Batches(dataset.test_images, dataset.test_labels, metrics.EVAL_BATCH_SIZE)}
     if config.val_size:
-        scored = {"val_acc": data.Batches(val_X, val_y, EVAL_BATCH_SIZE), **scored}
+        scored = {"val_acc": data.Batches(val_X, val_y, metrics.EVAL_BATCH_SIZE), **scored}
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     optimizer = make_optimizer(config, net.parameters())
 
@@ -233,13 +253,16 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     for leftover in out.glob(".*.tmp"):  # from a write cut short by a kill
         leftover.unlink()
-    checkpoint.write_json(out / "config.json", describe(config, device, dataset))
+    checkpoint.write_json(out / "config.json", describe(config, device, dataset))  # the settings, before any epoch
     try:
         for epoch in range(len(rows) + 1, config.epochs + 1):
             epoch_start = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch)
-            train_loss, train_acc = train_epoch(net, train_batches, loss_fn, optimizer, progress)
+            if config.impl == "scratch":
+                train_loss, train_acc = scratch.train_epoch(net, train_batches, learning_rate(config, epoch), progress)
+            else:
+                train_loss, train_acc = train_epoch(net, train_batches, loss_fn, optimizer, progress)
             if not math.isfinite(train_loss):
                 raise TrainingError(
                     f"the training loss became {train_loss} in epoch {epoch}; try a smaller learning rate "
@@ -262,6 +285,7 @@ def train(
     summary = {key: rows[-1][key] for key in ("test_acc", "val_acc", "train_acc", "train_loss") if key in rows[-1]}
     summary.update(epochs=len(rows), seconds=round(sum(row["seconds"] for row in rows), 4))
     checkpoint.write_json(out / "summary.json", summary)
+    evaluate.evaluate_run(out, net, describe(config, device, dataset), dataset, rows, summary)
     return summary
 
 
