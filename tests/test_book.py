@@ -251,3 +251,9 @@ def test_in_jupyter_train_ch3_redraws_every_epoch_and_writes_nothing(small_data,
     d2l.predict_ch3(net, test_iter)
     d2l.show_images(torch.rand(2, 28, 28), 1, 2)
     assert capsys.readouterr().out == "" and list(tmp_path.glob("*.png")) == []
+
+
+def test_accuracy_counts_matches_for_any_number_of_classes():
+    y_hat = torch.zeros(3, 12)
+    y_hat[0, 11] = y_hat[1, 3] = y_hat[2, 0] = 1  # predictions 11, 3, 0
+    assert d2l.accuracy(y_hat, torch.tensor([0, 3, 0])) == 2.0

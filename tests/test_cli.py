@@ -42,6 +42,11 @@ def test_help_and_argument_errors_do_not_import_torch():
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["train", "--resume", "--force", "--out", "x"], "--force: not allowed with argument --resume"),
         (["train", "--resume"], "--resume needs --out"),
+        (["train", "--label-smoothing", "1.5"], "--label-smoothing: must be less than 1"),
+        (["train", "--dropout", "-0.1"], "--dropout: must be 0 or more"),
+        (["train", "--seed", str(2**64)], "--seed: must be below 2**63"),
+        (["predict", "run", "--top", "11"], "--top: must be at most 10"),
+        (["show", "--n", "100000"], "--n: must be at most 400"),
     ],
 )
 def test_nonsense_arguments_get_one_line_and_exit_2(args, message):
@@ -51,7 +56,7 @@ def test_nonsense_arguments_get_one_line_and_exit_2(args, message):
 
 
 def test_cli_model_names_match_the_library():
-    assert cli.MODELS == model.MODELS
+    assert cli.MODELS == tuple(model.OPTIONS)
 
 
 def test_missing_run_directory(tmp_path):

@@ -179,3 +179,9 @@ def test_two_processes_downloading_into_one_folder_both_succeed(mirror_of_small,
     assert len(mirror.requests) >= 4
     assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == sorted(f.name for f in data.FILES.values())
     data.load(tmp_path / "dl")  # every file verifies
+
+
+def test_a_malformed_mirror_address_is_a_clean_error(small_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("FMNIST_MIRRORS", "not-a-url/")
+    with pytest.raises(data.DataError, match="could not download"):
+        data.download(tmp_path / "dl")

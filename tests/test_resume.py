@@ -178,3 +178,57 @@ def test_cuda_without_a_gpu_fails_before_any_work(tmp_path):
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "use --device cpu" in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_starting_over_leaves_nothing_of_the_old_run(small_data, tmp_path):
+    _quiet(Config(epochs=3, batch_size=32), tmp_path / "run")
+    (tmp_path / "run" / "report.html").write_text("old")
+    _quiet(Config(epochs=1, batch_size=50), tmp_path / "run")
+    assert len(checkpoint.read_checkpoint(tmp_path / "run" / CHECKPOINT).rows) == 1
+    assert len(_metrics(tmp_path / "run")) == 1
+    assert (tmp_path / "run" / "report.html").read_text() != "old"
+
+
+def test_a_run_stopped_before_its_first_epoch_can_simply_be_run_again(small_data, tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    checkpoint.write_json(tmp_path / "run" / "config.json", {"model": "softmax"})  # what such a run leaves
+    assert cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "1"]) == 0
+
+
+def test_a_scheduled_run_cannot_be_stretched_on_resume(small_data, tmp_path, capsys):
+    _quiet(Config(epochs=2, optimizer="adam", lr=0.01, schedule="cosine"), tmp_path / "run")
+    assert cli.main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "4"]) == 1
+    assert "cosine learning-rate schedule" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda run: checkpoint.write_json(run / "config.json", []), "not a JSON object as fmnist writes it"),
+    (lambda run: (run / "config.json").write_text('{"model": "mlp", "normalize": "pixel"}'), "holds model 'softmax'"),
+])  # fmt: skip
+def test_a_damaged_run_directory_is_one_sentence(small_data, tmp_path, capsys, damage, message):
+    _quiet(Config(epochs=1), tmp_path / "run")
+    damage(tmp_path / "run")
+    assert cli.main(["eval", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_eval_of_an_interrupted_run_uses_its_metrics(small_data, tmp_path, capsys):
+    _quiet(Config(epochs=2), tmp_path / "run")
+    (tmp_path / "run" / "summary.json").unlink()
+    assert cli.main(["eval", str(tmp_path / "run"), "--json"]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "cnn", "--normalize", "pixel"], "model cnn cannot normalize 'pixel'"),
+    (["--model", "lenet", "--dropout", "0.5"], "model lenet has no dropout"),
+])  # fmt: skip
+def test_settings_a_model_cannot_apply_are_refused(small_data, tmp_path, capsys, args, message):
+    assert cli.main(["train", "--out", str(tmp_path / "run"), *args]) == 1
+    assert message in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_file_system_errors_are_one_sentence(small_data, tmp_path, capsys):
+    assert cli.main(["show", "--out", str(tmp_path / "no" / "such" / "folder.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fmnist: error: ") and "No such file or directory" in err and err.count("\n") == 1

@@ -39,11 +39,14 @@ def write_json(path: Path, obj: object) -> None:
 def read_json(path: Path) -> dict:
     """Read a JSON object written by write_json."""
     try:
-        return json.loads(path.read_text())
+        obj = json.loads(path.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing; is {path.parent} a run directory made by `fmnist train`?") from None
     except (OSError, ValueError, UnicodeDecodeError):
-        raise CheckpointError(f"{path} is not valid JSON; the run directory is damaged, train again.") from None
+        obj = None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} is not a JSON object as fmnist writes it; the run directory is damaged.")
+    return obj
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
@@ -76,8 +79,15 @@ def read_metrics(path: Path) -> list[dict]:
             return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in csv.DictReader(f)]
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing; is {path.parent} a run directory made by `fmnist train`?") from None
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, TypeError, UnicodeDecodeError):
         raise CheckpointError(f"{path} is damaged; train again to recreate it.") from None
+
+
+def summarize(rows: list[dict]) -> dict:
+    """summary.json's content from metrics rows: the last epoch's scores, the epochs, their seconds."""
+    last = rows[-1]
+    summary = {key: last[key] for key in ("test_acc", "val_acc", "train_acc", "train_loss") if key in last}
+    return {**summary, "epochs": len(rows), "seconds": round(sum(row["seconds"] for row in rows), 4)}
 
 
 def save_model(path: Path, net: torch.nn.Module, model_name: str) -> None:
@@ -93,14 +103,18 @@ def load_model(run_dir: Path) -> tuple[torch.nn.Module, dict]:
     config = read_json(run_dir / "config.json")
     path = run_dir / "model.safetensors"
     try:
-        tensors, _ = read_safetensors(path)
+        tensors, metadata = read_safetensors(path)
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing; train again to recreate it.") from None
     name = config.get("model")
-    if name not in model.MODELS:
-        raise CheckpointError(f"{run_dir / 'config.json'} names model {name!r}, which this fmnist does not know.")
-    with torch.random.fork_rng(devices=[]):  # initial values are overwritten: leave the caller's RNG alone
-        net = model.build(name, config.get("normalize"), config.get("dropout", 0.0))
+    if metadata.get("model", name) != name:  # a file written by another tool may carry no metadata
+        raise CheckpointError(f"{path} holds model {metadata.get('model')!r} but config.json says {name!r}; "
+                              "the run directory is mixed up, train again.")  # fmt: skip
+    try:
+        with torch.random.fork_rng(devices=[]):  # initial values are overwritten: leave the caller's RNG alone
+            net = model.build(name, config.get("normalize"), config.get("dropout", 0.0))
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{run_dir / 'config.json'} describes a model this fmnist cannot build ({e}).") from None
     try:
         model.import_tensors(net, tensors)
     except ValueError as e:
@@ -157,11 +171,11 @@ def restore_checkpoint(saved: Checkpoint, net: torch.nn.Module, optimizer, shuff
     tensors = saved.tensors
     weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     optimizer_state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            _, index, name = key.split(".", 2)
-            optimizer_state.setdefault(int(index), {})[name] = value
     try:
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                optimizer_state.setdefault(int(index), {})[name] = value
         model.import_tensors(net, weights)
         optimizer.load_state_dict({"state": optimizer_state, "param_groups": saved.param_groups})
         torch.set_rng_state(tensors["rng.torch"])

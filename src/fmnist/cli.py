@@ -6,7 +6,6 @@ PyTorch is imported only once a command runs, so `--help` and argument errors an
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import signal
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 from .recipes import MODELS, RECIPES, recipe_settings
 
 DEVICES = ("auto", "cpu", "cuda")
+MAX_PICTURES = 400  # images in one picture of show or predict --plot: beyond that it is too large to draw
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,6 +57,30 @@ def _non_negative_int(text: str) -> int:
     return int(value)
 
 
+def _fraction(text: str) -> float:
+    value = _non_negative(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be less than 1, got {text}")
+    return value
+
+
+def _at_most(limit: int) -> object:
+    def parse(text: str) -> int:
+        value = _positive(int)(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"must be at most {limit}, got {text}")
+        return value
+
+    return parse
+
+
+def _seed(text: str) -> int:
+    value = _non_negative_int(text)
+    if value >= 2**63:
+        raise argparse.ArgumentTypeError(f"must be below 2**63, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = _Parser(
@@ -86,18 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive(int), help="examples per step (seed recipe: 256)")
     p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), help="seed recipe: sgd")
     p.add_argument("--lr", type=_positive(float), help="learning rate (seed recipe: 0.1)")
-    p.add_argument("--weight-decay", type=_non_negative, help="decoupled weight decay (seed recipe: 0)")
+    p.add_argument("--weight-decay", type=_non_negative,
+                   help="weight decay: decoupled for adam (AdamW), an L2 term for sgd and momentum (seed: 0)")
     p.add_argument("--schedule", choices=("constant", "cosine"), help="learning rate per epoch (seed: constant)")
-    p.add_argument("--label-smoothing", type=_non_negative, help="seed recipe: 0")
+    p.add_argument("--label-smoothing", type=_fraction, help="from 0 to 1 (seed recipe: 0)")
     p.add_argument("--normalize", choices=("none", "pixel", "global"),
                    help="standardise the input with the training split's mean and std (seed recipe: none)")
-    p.add_argument("--dropout", type=_non_negative, help="dropout before the last layer of mlp and cnn")
+    p.add_argument("--dropout", type=_fraction, help="dropout before the last layer of mlp and cnn, 0 to 1")
     p.add_argument("--augment", choices=("none", "shift"), help="shift: move training images up to 2 pixels")
     p.add_argument("--val-size", type=_non_negative_int,
                    help="hold out this many training images, chosen by --seed, as a validation set (default: 0)")
     p.add_argument("--impl", choices=("concise", "scratch"),
                    help="scratch: hand-derived gradients of fmnist.scratch, softmax with SGD only (default: concise)")
-    p.add_argument("--seed", type=int, help="seed for initialisation and shuffling (default: 0)")
+    p.add_argument("--seed", type=_seed, help="seed for initialisation and shuffling (default: 0)")
     p.add_argument("--device", choices=DEVICES, help="where to train (default: auto, a GPU when there is one)")
     p.add_argument("--threads", type=_positive(int),
                    help="CPU threads for PyTorch (default: 1, the fastest for this small model)")  # fmt: skip
@@ -118,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory written by `fmnist train`")
     p.add_argument("images", type=Path, nargs="*", metavar="IMAGE",
                    help="PNG, JPEG or any picture Pillow reads; colour or grey, any size, either polarity")
-    p.add_argument("--top", type=_positive(int), default=3, help="how many classes to list (default: 3)")
+    p.add_argument("--top", type=_at_most(10), default=3, help="how many classes to list, 1-10 (default: 3)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per input in order")
     p.add_argument("--plot", type=Path, metavar="FILE", help="also draw each input beside its probabilities")
     p.add_argument("--test-index", type=_non_negative_int, nargs="+", default=[], metavar="I",
@@ -126,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_predict)
 
     p = commands.add_parser("show", parents=[data_dir], help="draw dataset images with their labels as a PNG")
-    p.add_argument("--n", type=_positive(int), default=18, help="how many images (default: 18)")
+    p.add_argument("--n", type=_at_most(MAX_PICTURES), default=18, help="how many images (default: 18)")
     p.add_argument("--split", choices=("train", "test"), default="train", help="default: train")
     p.add_argument("--out", type=Path, metavar="FILE", help="default: fashion-mnist-SPLIT.png")
     p.set_defaults(run=cmd_show)
@@ -142,13 +167,11 @@ def _version() -> str:
 def cmd_download(args: argparse.Namespace) -> int:
     from . import data
 
-    dirs = data.search_dirs(args.data_dir)
-    found = next((d for d in dirs if data.has_all_files(d)), None)
-    if found is not None and not args.force and not args.data_dir:
-        data.load(found)  # verifies; a damaged file names `download --force`, which refetches into dirs[0]
-        folder = found
-    else:
-        folder = data.download(dirs[0], force=args.force)
+    if args.force or args.data_dir:  # fetch what is missing or damaged there (everything with --force)
+        folder = data.download(data.search_dirs(args.data_dir)[0], force=args.force)
+    else:  # the first folder that has the files, else a download into the cache
+        folder = data.locate()
+    data.load(folder)  # verifies; a damaged file's message names `download --force`
     print(f"Fashion-MNIST is ready in {folder} (4 files, content verified by SHA-256)")
     return 0
 
@@ -165,7 +188,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         return _fail("--resume needs --out with the run directory to continue.", 2)
     out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    if (out / "config.json").exists() and not (args.force or args.resume):
+    if (out / "checkpoint.safetensors").exists() and not (args.force or args.resume):
         return _fail(f"{out} already holds a run; pass --resume to continue it, --force to start over, "
                      "or choose another --out.", 2)  # fmt: skip
     given = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name, None) is not None}
@@ -185,8 +208,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                         progress=False if args.quiet else None)  # fmt: skip
     except Interrupted as stop:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this message short
-        return _fail(f"interrupted; {out} keeps {stop.epochs_done} finished epoch(s). "
-                     f"Continue with: fmnist train --out {out} --resume", 130)  # fmt: skip
+        if not stop.epochs_done:
+            return _fail(f"{stop}; no epoch had finished, so start again with the same command.", 130)
+        data_dir = f" --data-dir {args.data_dir}" if args.data_dir else ""
+        return _fail(f"{stop}. Continue with: fmnist train --out {out} --resume{data_dir}", 130)
     print(
         f"done in {summary['seconds']:.1f} s: test accuracy {summary['test_acc']:.4f}, "
         f"train accuracy {summary['train_acc']:.4f}; run directory {out} (open {out / 'report.html'})"
@@ -199,7 +224,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     net, config = checkpoint.load_model(args.run_dir)
     rows = checkpoint.read_metrics(args.run_dir / "metrics.csv")
-    summary = checkpoint.read_json(args.run_dir / "summary.json")
+    if not rows:
+        return _fail(f"{args.run_dir} has no finished epoch yet; train it first.")
+    summary = checkpoint.summarize(rows)  # as summary.json has it, also for a run that was interrupted
     dataset = data.load(args.data_dir)
     scores = evaluate.evaluate_run(args.run_dir, net, config, dataset, rows, summary)
     result = {"run_dir": str(args.run_dir), "model": config["model"], **scores}
@@ -258,6 +285,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for r in results:
             answer = r.get("error") or ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"])
             print(f"{r['path']}: {answer}" + (f"  (true: {r['true']})" if "true" in r else ""))
+    if args.plot and len(pictures) > MAX_PICTURES:
+        return _fail(f"--plot draws at most {MAX_PICTURES} images; give fewer, or leave out --plot.", 2)
     if args.plot and pictures:
         plots.plot_predictions(torch.stack([x for x, _ in pictures]), torch.stack(shown), names, args.plot,
                                [title for _, title in pictures])  # fmt: skip
@@ -270,7 +299,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from . import data, plots
-    from .fileio import write_atomic
 
     dataset = data.load(args.data_dir)
     X, y = (dataset.train_images, dataset.train_labels) if args.split == "train" else (
@@ -279,9 +307,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     columns = min(n, 9)
     fig, _ = plots.image_grid(X[:n], -(-n // columns), columns, data.text_labels(y[:n]))
     out = args.out or Path(f"fashion-mnist-{args.split}.png")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    write_atomic(out, buffer.getvalue())
+    plots.save_figure(fig, out)
     print(f"the first {n} {args.split} images with their labels: {out}")
     return 0
 
@@ -297,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except (DataError, CheckpointError, TrainingError) as e:
         return _fail(str(e))
+    except OSError as e:  # the file system said no: a full disk, a read-only folder, a missing parent folder
+        where = f"{e.filename}: " if e.filename else ""
+        return _fail(f"{where}{e.strerror or e}; check the path and the free space.")
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         return _fail("interrupted", 130)

@@ -111,6 +111,8 @@ def read_data_file(path: Path, expected: DataFile) -> np.ndarray:
         packed = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path} is missing; run `fmnist download` to fetch it.") from None
+    except OSError as e:
+        raise DataError(f"{path} cannot be read ({e.strerror}); check its permissions or pass --data-dir.") from None
     copy = cache_dir() / "idx" / f"{hashlib.sha256(packed).hexdigest()}.idx"
     raw = _read_verified_copy(copy, expected)
     if raw is None:
@@ -226,7 +228,7 @@ def _fetch_verified(expected: DataFile, target: Path, progress: bool) -> None:
             read_data_file(tmp, expected)
             os.replace(tmp, target)
             return
-        except (OSError, http.client.HTTPException, DataError) as e:
+        except (OSError, ValueError, http.client.HTTPException, DataError) as e:  # ValueError: a malformed URL
             failures.append(f"{url}: {_reason(e)}")
         finally:
             tmp.unlink(missing_ok=True)

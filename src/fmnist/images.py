@@ -102,5 +102,5 @@ def _fit(grey: torch.Tensor) -> torch.Tensor:
 
 def top_k(probs: torch.Tensor, names: Sequence[str], k: int = 3) -> list[dict]:
     """The k most probable classes of probs float [C]: dicts {"label", "index", "prob"}, highest first."""
-    values, indices = probs.detach().cpu().topk(k)
+    values, indices = probs.detach().cpu().topk(min(k, len(probs)))
     return [{"label": names[i], "index": i, "prob": p} for p, i in zip(values.tolist(), indices.tolist(), strict=True)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-MODELS = ("softmax", "mlp", "cnn", "lenet")
 NORMALIZE_SHAPES = {"pixel": (784,), "global": (1,)}  # per pixel (row by row) or one for all
 
 
@@ -27,7 +26,12 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def softmax_regression(normalize: str | None = None) -> nn.Sequential:
+class SoftmaxRegression(nn.Sequential):
+    """nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), optionally with Normalize between the
+    two; its own class only so that its tensors can be saved under the documented names."""
+
+
+def softmax_regression(normalize: str | None = None) -> SoftmaxRegression:
     """The seed's model: Flatten then Linear(784, 10); weight ~ N(0, 0.01^2), bias 0.
 
     With normalize ("pixel" or "global") a Normalize layer sits between the two; the model
@@ -37,7 +41,7 @@ def softmax_regression(normalize: str | None = None) -> nn.Sequential:
     if normalize:
         layers.append(Normalize(NORMALIZE_SHAPES[normalize]))
     layers.append(nn.Linear(784, 10))
-    net = nn.Sequential(*layers)
+    net = SoftmaxRegression(*layers)
     nn.init.normal_(net[-1].weight, std=0.01)
     nn.init.zeros_(net[-1].bias)
     return net
@@ -87,20 +91,36 @@ def lenet() -> nn.Sequential:
     return net
 
 
+# What each model can be built with: its normalisations and whether it has dropout.
+OPTIONS = {
+    "softmax": ((None, "pixel", "global"), False),
+    "mlp": ((None, "pixel", "global"), True),
+    "cnn": ((None, "global"), True),
+    "lenet": ((None,), False),
+}
+
+
 def build(name: str, normalize: str | None = None, dropout: float = 0.0) -> nn.Module:
-    """A freshly initialised model by name (one of MODELS); uses the global torch RNG."""
-    if normalize not in (None, "none", *NORMALIZE_SHAPES):
-        raise ValueError(f"unknown normalisation {normalize!r}")
+    """A freshly initialised model by name (a key of OPTIONS); uses the global torch RNG.
+
+    ValueError for an unknown name or a setting the model does not have, so that no setting
+    is recorded that was not applied.
+    """
+    if name not in OPTIONS:
+        raise ValueError(f"unknown model {name!r}")
     normalize = None if normalize == "none" else normalize
+    normalizations, has_dropout = OPTIONS[name]
+    if normalize not in normalizations:
+        raise ValueError(f"model {name} cannot normalize {normalize!r}")
+    if dropout and not has_dropout:
+        raise ValueError(f"model {name} has no dropout")
     if name == "softmax":
         return softmax_regression(normalize)
     if name == "mlp":
         return mlp(normalize, dropout)
     if name == "cnn":
         return cnn(normalize, dropout)
-    if name == "lenet":
-        return lenet()
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return lenet()
 
 
 def set_normalization(net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
@@ -117,9 +137,8 @@ def export_tensors(net: nn.Module) -> dict[str, torch.Tensor]:
     Softmax regression uses the documented names: weight [10, 784], bias [10], and mean and
     std ((784,) or (1,)) when it normalises. Other models use their state_dict names.
     """
-    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    if isinstance(net, nn.Sequential) and len(linears) == 1 and len(net) <= 3:
-        tensors = {"weight": linears[0].weight, "bias": linears[0].bias}
+    if isinstance(net, SoftmaxRegression):
+        tensors = {"weight": net[-1].weight, "bias": net[-1].bias}
         for layer in net:
             if isinstance(layer, Normalize):
                 tensors.update(mean=layer.mean, std=layer.std)

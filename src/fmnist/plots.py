@@ -85,7 +85,7 @@ def plot_curves(rows: list[dict], path: Path) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
@@ -111,7 +111,7 @@ def plot_confusion(confusion: torch.Tensor, names: Sequence[str], path: Path) ->
         text = "0" if counts[i, j] == 0 else "<0.01" if value < 0.005 else f"{value:.2f}"
         ax.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if value > 0.5 else "black")
     fig.colorbar(image, ax=ax, shrink=0.85, label="fraction of the true class")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def select_mistakes(labels: torch.Tensor, probs: torch.Tensor, n: int) -> torch.Tensor:
@@ -136,7 +136,7 @@ def plot_mistakes(
     if len(chosen) == 0:
         fig = Figure(figsize=(5, 1.2))
         fig.text(0.5, 0.5, "No misclassified images.", ha="center", va="center", fontsize=12)
-        _save(fig, path)
+        save_figure(fig, path)
         return
     confidence, predicted = probs[chosen].max(dim=1)
     titles = [
@@ -147,7 +147,7 @@ def plot_mistakes(
     fig, _ = image_grid(images[chosen], -(-len(chosen) // columns), columns, titles, scale=2.2)
     fig.suptitle("Misclassified: true / predicted (probability), most confident first", fontsize=12)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_predictions(
@@ -175,7 +175,7 @@ def plot_predictions(
                     ha="right" if inside else "left", color="white" if inside else "black")  # fmt: skip
         bar_ax.set_title(_shorten(title), loc="left", fontsize=10)
     axes[-1, 1].set_xlabel("probability")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _shorten(text: str, limit: int = 60) -> str:
@@ -183,7 +183,7 @@ def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
-def _save(fig: Figure, path: Path) -> None:
+def save_figure(fig: Figure, path: Path) -> None:
     """Render fig as a PNG at DPI pixels per inch and write it to path atomically."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)

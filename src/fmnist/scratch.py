@@ -17,12 +17,14 @@ From the same seed and the same batches this reaches the weights of the concise 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import data
+if TYPE_CHECKING:
+    from .data import Batches
 
 
 def log_softmax(X: torch.Tensor) -> torch.Tensor:
@@ -84,7 +86,7 @@ class SoftmaxRegression(nn.Module):
 @torch.no_grad()
 def train_epoch(
     net: SoftmaxRegression,
-    batches: data.Batches,
+    batches: Batches,
     lr: float,
     progress: bool | None = None,
 ) -> tuple[float, float]:

@@ -22,6 +22,8 @@ from tqdm import tqdm
 from . import __version__, checkpoint, data, evaluate, metrics, model, scratch
 
 CHECKPOINT = "checkpoint.safetensors"
+RUN_FILES = (CHECKPOINT, "model.safetensors", "metrics.csv", "summary.json", "report.html",
+             *(f"{name}.png" for name in evaluate.PICTURES))  # fmt: skip
 NORMALIZE_MIN_STD = 0.05  # border pixels are almost always 0: do not blow up their noise
 
 
@@ -224,14 +226,18 @@ def train(
     if resume:
         saved = checkpoint.read_checkpoint(out / CHECKPOINT)
         check_resumable(config, device, out, len(saved.rows))
-    dataset = data.load(data_dir).to(device)
-    train_X, train_y, val_X, val_y = split(dataset, config.val_size, config.seed)
 
     torch.manual_seed(config.seed)
     if config.impl == "scratch":
-        net: nn.Module = scratch.SoftmaxRegression().to(device)
+        net: nn.Module = scratch.SoftmaxRegression()
     else:
-        net = model.build(config.model, config.normalize, config.dropout).to(device)
+        try:
+            net = model.build(config.model, config.normalize, config.dropout)
+        except ValueError as e:
+            raise TrainingError(f"{e}; change --model, --normalize or --dropout.") from None
+    net.to(device)
+    dataset = data.load(data_dir).to(device)
+    train_X, train_y, val_X, val_y = split(dataset, config.val_size, config.seed)
     if config.normalize == "pixel":
         model.set_normalization(net, train_X.mean(dim=0), train_X.std(dim=0).clamp_min(NORMALIZE_MIN_STD))
     elif config.normalize == "global":
@@ -253,6 +259,9 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     for leftover in out.glob(".*.tmp"):  # from a write cut short by a kill
         leftover.unlink()
+    if saved is None:  # starting over: nothing of an earlier run may be mistaken for this one's
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
     checkpoint.write_json(out / "config.json", describe(config, device, dataset))  # the settings, before any epoch
     try:
         for epoch in range(len(rows) + 1, config.epochs + 1):
@@ -263,7 +272,7 @@ def train(
                 train_loss, train_acc = scratch.train_epoch(net, train_batches, learning_rate(config, epoch), progress)
             else:
                 train_loss, train_acc = train_epoch(net, train_batches, loss_fn, optimizer, progress)
-            if not math.isfinite(train_loss):
+            if not (math.isfinite(train_loss) and all(p.isfinite().all() for p in net.parameters())):
                 raise TrainingError(
                     f"the training loss became {train_loss} in epoch {epoch}; try a smaller learning rate "
                     f"than --lr {config.lr}."
@@ -271,8 +280,9 @@ def train(
             row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
             row.update({name: metrics.accuracy(metrics.evaluate(net, batches)) for name, batches in scored.items()})
             seconds = time.perf_counter() - epoch_start
-            rows.append({**row, "seconds": round(seconds, 4)})
-            checkpoint.save_checkpoint(out / CHECKPOINT, net, optimizer, shuffle, rows)
+            row["seconds"] = round(seconds, 4)
+            checkpoint.save_checkpoint(out / CHECKPOINT, net, optimizer, shuffle, [*rows, row])
+            rows.append(row)  # only now, with its checkpoint on disk, does the epoch count as kept
             checkpoint.save_model(out / "model.safetensors", net, config.model)
             checkpoint.write_metrics(out / "metrics.csv", rows)
             scores = "  ".join(f"{name.replace('_acc', '')} acc {row[name]:.4f}" for name in scored)
@@ -282,8 +292,7 @@ def train(
             )
     except KeyboardInterrupt:
         raise Interrupted(out, len(rows)) from None
-    summary = {key: rows[-1][key] for key in ("test_acc", "val_acc", "train_acc", "train_loss") if key in rows[-1]}
-    summary.update(epochs=len(rows), seconds=round(sum(row["seconds"] for row in rows), 4))
+    summary = checkpoint.summarize(rows)
     checkpoint.write_json(out / "summary.json", summary)
     evaluate.evaluate_run(out, net, describe(config, device, dataset), dataset, rows, summary)
     return summary
@@ -298,5 +307,8 @@ def check_resumable(config: Config, device: torch.device, out: Path, done: int) 
                if k not in RESUMABLE and saved.get(k) != v]  # fmt: skip
     if changed:
         raise TrainingError(f"cannot resume {out} with other settings ({', '.join(changed)}); use the run's own.")
+    if config.schedule != "constant" and config.epochs != saved.get("epochs"):
+        raise TrainingError(f"the {config.schedule} learning-rate schedule of {out} is laid out over its "
+                            f"{saved.get('epochs')} epochs; resume without --epochs, or start over with --force.")
     if done >= config.epochs:
         raise TrainingError(f"{out} has already trained {done} epochs; pass --epochs with more than {done}.")
