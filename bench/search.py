@@ -59,7 +59,7 @@ CANDIDATES: dict[str, tuple[dict, list[dict]]] = {
         [
             {},
             {"augment": "shift"},
-            {"lr": 0.005, "augment": "shift"},
+            {"epochs": 15},
         ],
     ),
 }  # fmt: skip
@@ -77,12 +77,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", choices=sorted(CANDIDATES))
     parser.add_argument("--final-only", action="store_true", help="only retrain the model's current recipe")
+    parser.add_argument("--only", type=int, nargs="+", metavar="I", help="try only these candidates (0 = the base)")
     args = parser.parse_args()
     base, changes = CANDIDATES[args.model]
     if not args.final_only:
         print("| change to the base | epochs | val acc | train s |\n|---|---|---|---|", flush=True)
         results = []
-        for change in changes:
+        for change in changes if args.only is None else [changes[i] for i in args.only]:
             settings = {**base, **change}
             result = score(settings, VAL_SIZE)
             results.append((result["val_acc"], change))
@@ -92,6 +93,8 @@ def main() -> None:
         print(f"\nbest on validation: {best[1] or 'the base'} ({best[0]:.4f})")
     final = recipe_settings(args.model, "tuned")
     result = score(final, 0)
+    if args.only is not None:
+        return
     print(f"recipe in fmnist.recipes, trained on all 60,000: test acc {result['test_acc']:.4f} "
           f"in {result['wall']:.0f} s ({final})")
 

@@ -42,7 +42,6 @@ RECIPES: dict[str, dict[str, dict[str, object]]] = {
             "schedule": "cosine",
             "normalize": "global",
             "dropout": 0.3,
-            "augment": "shift",
         },
     },
     "lenet": {

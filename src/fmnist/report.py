@@ -103,7 +103,7 @@ def write_report(
 
 def _describe(config: dict) -> str:
     """The recipe in one line: "model softmax, epochs 10, batch_size 256, ..."."""
-    keys = ("model", "epochs", "batch_size", "lr", "seed", "device")
+    keys = ("model", "recipe", "epochs", "batch_size", "optimizer", "lr", "schedule", "normalize", "seed", "device")
     return ", ".join(f"{key} {config[key]}" for key in keys if key in config)
 
 
