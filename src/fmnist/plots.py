@@ -47,7 +47,7 @@ def image_grid(
     for i, ax in enumerate(axes):
         _blank(ax)
         if i < len(pixels):
-            ax.imshow(pixels[i].numpy(), cmap="gray", vmin=0, vmax=vmax)
+            ax.imshow(pixels[i].numpy(), cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
             if titles is not None and i < len(titles):
                 ax.set_title(titles[i], fontsize=9)
     fig.tight_layout()
@@ -144,9 +144,9 @@ def plot_mistakes(
         for t, p, c in zip(labels[chosen].tolist(), predicted.tolist(), confidence.tolist(), strict=True)
     ]
     columns = min(len(chosen), MISTAKE_COLUMNS)
-    fig, _ = image_grid(images[chosen], -(-len(chosen) // columns), columns, titles, scale=2.2)
+    fig = Figure(figsize=(columns * 2.2, -(-len(chosen) // columns) * 2.2))
     fig.suptitle("Misclassified: true / predicted (probability), most confident first", fontsize=12)
-    fig.tight_layout()
+    image_grid(images[chosen], -(-len(chosen) // columns), columns, titles, fig=fig)  # lays out once, title included
     save_figure(fig, path)
 
 
