@@ -262,7 +262,8 @@ def train(
     if saved is None:  # starting over: nothing of an earlier run may be mistaken for this one's
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
-    checkpoint.write_json(out / "config.json", describe(config, device, dataset))  # the settings, before any epoch
+    description = describe(config, device, dataset)
+    checkpoint.write_json(out / "config.json", description)  # the settings, before any epoch
     try:
         for epoch in range(len(rows) + 1, config.epochs + 1):
             epoch_start = time.perf_counter()
@@ -294,7 +295,7 @@ def train(
         raise Interrupted(out, len(rows)) from None
     summary = checkpoint.summarize(rows)
     checkpoint.write_json(out / "summary.json", summary)
-    evaluate.evaluate_run(out, net, describe(config, device, dataset), dataset, rows, summary)
+    evaluate.evaluate_run(out, net, description, dataset, rows, summary)
     return summary
 
 
