@@ -183,12 +183,12 @@ def _fail(message: str, code: int = 1) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from . import checkpoint
-    from .train import Config, Interrupted, train
+    from .train import CHECKPOINT, Config, Interrupted, train
 
     if args.resume and args.out is None:
         return _fail("--resume needs --out with the run directory to continue.", 2)
     out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    if (out / "checkpoint.safetensors").exists() and not (args.force or args.resume):
+    if (out / CHECKPOINT).exists() and not (args.force or args.resume):
         return _fail(f"{out} already holds a run; pass --resume to continue it, --force to start over, "
                      "or choose another --out.", 2)  # fmt: skip
     given = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name, None) is not None}
@@ -253,6 +253,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if not args.images and not args.test_index:
         return _fail("give one or more image files, or --test-index.", 2)
+    if args.plot and len(args.images) + len(args.test_index) > MAX_PICTURES:
+        return _fail(f"--plot draws at most {MAX_PICTURES} images; give fewer, or leave out --plot.", 2)
     net, _ = checkpoint.load_model(args.run_dir)
     names = list(data.LABELS)
     inputs: list[tuple[str, torch.Tensor | str, str | None]] = []  # (name, image or error, true label)
@@ -285,8 +287,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for r in results:
             answer = r.get("error") or ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"])
             print(f"{r['path']}: {answer}" + (f"  (true: {r['true']})" if "true" in r else ""))
-    if args.plot and len(pictures) > MAX_PICTURES:
-        return _fail(f"--plot draws at most {MAX_PICTURES} images; give fewer, or leave out --plot.", 2)
     if args.plot and pictures:
         plots.plot_predictions(torch.stack([x for x, _ in pictures]), torch.stack(shown), names, args.plot,
                                [title for _, title in pictures])  # fmt: skip
