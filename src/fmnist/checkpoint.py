@@ -90,10 +90,15 @@ def summarize(rows: list[dict]) -> dict:
     return {**summary, "epochs": len(rows), "seconds": round(sum(row["seconds"] for row in rows), 4)}
 
 
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write tensors (as contiguous CPU copies) and metadata as a safetensors file, atomically."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    write_atomic(path, save_safetensors(tensors, metadata=metadata))
+
+
 def save_model(path: Path, net: torch.nn.Module, model_name: str) -> None:
     """Save net's weights (contiguous CPU copies) as safetensors, atomically."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.export_tensors(net).items()}
-    write_atomic(path, save_safetensors(tensors, metadata={"model": model_name}))
+    write_safetensors(path, model.export_tensors(net), {"model": model_name})
 
 
 def load_model(run_dir: Path) -> tuple[torch.nn.Module, dict]:
@@ -133,13 +138,12 @@ def save_checkpoint(path: Path, net: torch.nn.Module, optimizer, shuffle: torch.
     tensors["rng.shuffle"] = shuffle.get_state()
     if torch.cuda.is_initialized():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     metadata = {
         "format": CHECKPOINT_FORMAT,
         "param_groups": json.dumps(state["param_groups"]),
         "metrics": json.dumps(rows),
     }
-    write_atomic(path, save_safetensors(tensors, metadata=metadata))
+    write_safetensors(path, tensors, metadata)
 
 
 @dataclass
