@@ -16,6 +16,7 @@ import torch
 from conftest import small_fmnist, write_dataset
 
 from fmnist import checkpoint, cli, data, fileio
+from fmnist import train as train_module
 from fmnist.train import CHECKPOINT, Config, train
 
 
@@ -148,15 +149,15 @@ def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
 
 
 def test_divergence_stops_with_advice_and_keeps_the_last_good_epoch(small_arrays, tmp_path, monkeypatch, capsys):
-    # Random labels keep the gradient from vanishing; with this rate the loss is finite for
-    # two epochs (one step each) and infinite in the third.
+    # Random labels keep the gradient from vanishing. Weight decay 1 at lr 100 multiplies the weights by
+    # -99 at each of the 8 steps per epoch: the loss is finite for two epochs and not in the third.
     noise = dict(small_arrays, train_labels=np.random.default_rng(0).integers(0, 10, 200).astype(np.uint8))
     monkeypatch.setattr(data, "FILES", write_dataset(tmp_path / "data", noise))
     out = tmp_path / "run"
     code = cli.main(["train", "--data-dir", str(tmp_path / "data"), "--out", str(out), "--epochs", "5",
-                     "--batch-size", "200", "--lr", "1e36"])  # fmt: skip
+                     "--batch-size", "25", "--lr", "100", "--weight-decay", "1"])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 1 and "the training loss became inf in epoch 3; try a smaller learning rate" in err
+    assert code == 1 and "the training loss became nan in epoch 3; try a smaller learning rate" in err
     assert len(checkpoint.read_checkpoint(out / CHECKPOINT).rows) == 2 and len(_metrics(out)) == 2
     net, _ = checkpoint.load_model(out)
     assert all(torch.isfinite(p).all() for p in net.parameters())
@@ -169,7 +170,7 @@ def test_damaged_data_through_the_command_line_is_one_sentence(small_data, tmp_p
     done = subprocess.run([sys.executable, "-m", "fmnist", "train", "--data-dir", str(small_data), "--out",
                            str(tmp_path / "run")], capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
-    assert str(victim) in done.stderr and "fmnist download --force" in done.stderr
+    assert str(victim) in done.stderr and f"fmnist download --data-dir {small_data}" in done.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
@@ -183,15 +184,21 @@ def test_cuda_without_a_gpu_fails_before_any_work(tmp_path):
 def test_starting_over_leaves_nothing_of_the_old_run(small_data, tmp_path):
     _quiet(Config(epochs=3, batch_size=32), tmp_path / "run")
     (tmp_path / "run" / "report.html").write_text("old")
-    _quiet(Config(epochs=1, batch_size=50), tmp_path / "run")
+    _quiet(Config(epochs=1, batch_size=50), tmp_path / "run", force=True)
     assert len(checkpoint.read_checkpoint(tmp_path / "run" / CHECKPOINT).rows) == 1
     assert len(_metrics(tmp_path / "run")) == 1
     assert (tmp_path / "run" / "report.html").read_text() != "old"
 
 
-def test_a_run_stopped_before_its_first_epoch_can_simply_be_run_again(small_data, tmp_path, capsys):
-    (tmp_path / "run").mkdir()
-    checkpoint.write_json(tmp_path / "run" / "config.json", {"model": "softmax"})  # what such a run leaves
+def test_a_run_stopped_before_its_first_epoch_can_simply_be_run_again(small_data, tmp_path, capsys, monkeypatch):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(train_module, "train_epoch", ctrl_c)
+        assert cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "1"]) == 130
+    assert "start again with the same command" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["config.json"]  # what such a run leaves
     assert cli.main(["train", "--out", str(tmp_path / "run"), "--epochs", "1"]) == 0
 
 
@@ -231,4 +238,5 @@ def test_settings_a_model_cannot_apply_are_refused(small_data, tmp_path, capsys,
 def test_file_system_errors_are_one_sentence(small_data, tmp_path, capsys):
     assert cli.main(["show", "--out", str(tmp_path / "no" / "such" / "folder.png")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("fmnist: error: ") and "No such file or directory" in err and err.count("\n") == 1
+    assert err.startswith("fmnist: error: ") and "its folder" in err and "does not exist" in err
+    assert err.count("\n") == 1

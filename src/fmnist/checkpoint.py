@@ -13,21 +13,26 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors
 
-from . import model
-from .fileio import write_atomic
+from . import model, settings
+from .errors import UserError
+from .fileio import exclusive, write_atomic
+from .settings import Config
 
 METRICS_COLUMNS = ("epoch", "train_loss", "train_acc", "val_acc", "test_acc", "seconds")  # val_acc with --val-size
 CHECKPOINT_FORMAT = "fmnist-checkpoint-1"
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A run directory is missing, damaged or belongs to something else; the message says what to do."""
 
 
@@ -47,6 +52,16 @@ def read_json(path: Path) -> dict:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} is not a JSON object as fmnist writes it; the run directory is damaged.")
     return obj
+
+
+def read_config(run_dir: Path) -> Config:
+    """The training settings in run_dir's config.json; CheckpointError when they are not all valid."""
+    path = run_dir / "config.json"
+    saved = read_json(path)
+    try:
+        return Config(**{f.name: saved[f.name] for f in fields(Config) if f.name in saved})
+    except settings.SettingError as e:
+        raise CheckpointError(f"{path} is damaged ({e}); train that run again.") from None
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
@@ -73,14 +88,45 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """The rows of a metrics.csv written by write_metrics, with numbers as numbers."""
+    """The rows of a metrics.csv written by write_metrics, with numbers as numbers (checked as check_rows)."""
     try:
         with open(path, newline="") as f:
-            return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+            rows = list(csv.DictReader(f))
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing; is {path.parent} a run directory made by `fmnist train`?") from None
-    except (OSError, ValueError, TypeError, UnicodeDecodeError):
-        raise CheckpointError(f"{path} is damaged; train again to recreate it.") from None
+    except (OSError, csv.Error, UnicodeDecodeError):
+        rows = None
+    return check_rows(rows, path)
+
+
+def check_rows(rows: object, path: Path) -> list[dict]:
+    """Per-epoch metrics as fmnist writes them: epochs 1, 2, ... with the same METRICS_COLUMNS (val_acc
+    optional), finite numbers, accuracies in [0, 1]. Returns them as numbers; CheckpointError naming path."""
+    try:
+        if not isinstance(rows, list):
+            raise ValueError("not a list of epochs")
+        return [_check_row(row, epoch, rows[0]) for epoch, row in enumerate(rows, start=1)]
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path} does not hold fmnist's metrics ({e}); the run directory is damaged, "
+                              "train that run again.") from None  # fmt: skip
+
+
+def _check_row(row: object, epoch: int, first: object) -> dict:
+    if not isinstance(row, dict) or not isinstance(first, dict):
+        raise ValueError(f"epoch {epoch} is not a row of named values")
+    unknown = sorted(set(row) - set(METRICS_COLUMNS), key=str)
+    missing = [c for c in METRICS_COLUMNS if c != "val_acc" and c not in row]
+    if unknown or missing or set(row) != set(first):
+        problem = f"columns {', '.join(map(str, unknown))} that fmnist does not write" if unknown else \
+            f"no column {', '.join(missing)}" if missing else "columns that differ from the first epoch's"
+        raise ValueError(f"epoch {epoch} has {problem}")
+    values = {c: float(row[c]) for c in METRICS_COLUMNS if c in row}  # a CSV text or a number
+    accuracies_ok = all(0 <= values[c] <= 1 for c in ("train_acc", "val_acc", "test_acc") if c in values)
+    if not all(map(math.isfinite, values.values())) or not accuracies_ok or min(values.values()) < 0:
+        raise ValueError(f"epoch {epoch} holds a value out of range")
+    if values["epoch"] != epoch:
+        raise ValueError(f"row {epoch} is numbered {row['epoch']}")
+    return {**values, "epoch": epoch}
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -101,10 +147,22 @@ def save_model(path: Path, net: torch.nn.Module, model_name: str) -> None:
     write_safetensors(path, model.export_tensors(net), {"model": model_name})
 
 
-def load_model(run_dir: Path) -> tuple[torch.nn.Module, dict]:
-    """The model of a run directory (on the CPU, eval mode) and its config.json."""
+def _require_run_dir(run_dir: Path) -> None:
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir} is not a directory; pass a run directory made by `fmnist train`.")
+
+
+@contextmanager
+def locked_run(run_dir: Path) -> Iterator[None]:
+    """Hold run_dir's lock (fileio.exclusive), so that no other fmnist command writes into it meanwhile."""
+    _require_run_dir(run_dir)
+    with exclusive(run_dir):
+        yield
+
+
+def load_model(run_dir: Path) -> tuple[torch.nn.Module, dict]:
+    """The model of a run directory (on the CPU, eval mode) and its config.json."""
+    _require_run_dir(run_dir)
     config = read_json(run_dir / "config.json")
     path = run_dir / "model.safetensors"
     try:
@@ -112,6 +170,11 @@ def load_model(run_dir: Path) -> tuple[torch.nn.Module, dict]:
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing; train again to recreate it.") from None
     name = config.get("model")
+    problems = [problem for key in ("model", "normalize", "dropout") if key in config
+                and (problem := settings.check_value(key, config[key]))]  # fmt: skip
+    if problems or name is None:
+        problem = "; ".join(problems) or "no model named"
+        raise CheckpointError(f"{run_dir / 'config.json'} is damaged ({problem}); train that run again.")
     if metadata.get("model", name) != name:  # a file written by another tool may carry no metadata
         raise CheckpointError(f"{path} holds model {metadata.get('model')!r} but config.json says {name!r}; "
                               "the run directory is mixed up, train again.")  # fmt: skip
@@ -124,6 +187,10 @@ def load_model(run_dir: Path) -> tuple[torch.nn.Module, dict]:
         model.import_tensors(net, tensors)
     except ValueError as e:
         raise CheckpointError(f"{path} does not fit model {name!r}: {e}.") from None
+    broken = [k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all()]
+    if broken:
+        raise CheckpointError(f"{path} holds values that are not finite numbers (in {', '.join(broken)}), so its "
+                              "predictions would be meaningless; train that run again.")  # fmt: skip
     return net.eval(), config
 
 
@@ -165,9 +232,12 @@ def read_checkpoint(path: Path) -> Checkpoint:
     try:
         if metadata.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(metadata.get("format"))
-        return Checkpoint(path, tensors, json.loads(metadata["param_groups"]), json.loads(metadata["metrics"]))
+        param_groups, rows = json.loads(metadata["param_groups"]), json.loads(metadata["metrics"])
+        if not (isinstance(param_groups, list) and all(isinstance(g, dict) for g in param_groups)):
+            raise ValueError("param_groups")
     except (ValueError, KeyError):
         raise CheckpointError(f"{path} is not an fmnist checkpoint; start again with --force.") from None
+    return Checkpoint(path, tensors, param_groups, check_rows(rows, path))
 
 
 def restore_checkpoint(saved: Checkpoint, net: torch.nn.Module, optimizer, shuffle: torch.Generator) -> None:
@@ -186,5 +256,5 @@ def restore_checkpoint(saved: Checkpoint, net: torch.nn.Module, optimizer, shuff
         shuffle.set_state(tensors["rng.shuffle"])
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"])
-    except (ValueError, KeyError, RuntimeError) as e:
+    except (ValueError, KeyError, RuntimeError, TypeError, IndexError) as e:
         raise CheckpointError(f"{saved.path} does not fit this run ({e}); start again with --force.") from None

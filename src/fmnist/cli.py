@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import signal
 import sys
 import time
-from dataclasses import fields
+from dataclasses import asdict
 from pathlib import Path
 
 from .recipes import MODELS, RECIPES, recipe_settings
+from .errors import UserError
+from .settings import CHOICES, NAMES, RANGES, Config, Range, SettingError
 
-DEVICES = ("auto", "cpu", "cuda")
 MAX_PICTURES = 400  # images in one picture of show or predict --plot: beyond that it is too large to draw
+PICTURE_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")  # what --out and --plot may name; matplotlib writes each
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,59 +30,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _positive(kind: type) -> object:
+def _number(bounds: Range) -> object:
+    """An argparse type: a number within bounds (fmnist.settings.Range), checked before any work."""
+
     def parse(text: str) -> int | float:
         try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-        return value
+            return bounds.parse(text)
+        except SettingError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
 
-    parse.__name__ = kind.__name__
+    parse.__name__ = bounds.kind.__name__
     return parse
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+def _setting(name: str) -> object:
+    """An argparse type for the numeric training setting name, with its bounds from fmnist.settings."""
+    return _number(RANGES[name])
 
 
-def _non_negative_int(text: str) -> int:
-    value = _non_negative(text)
-    if value != int(value):
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text}")
-    return int(value)
-
-
-def _fraction(text: str) -> float:
-    value = _non_negative(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must be less than 1, got {text}")
-    return value
-
-
-def _at_most(limit: int) -> object:
-    def parse(text: str) -> int:
-        value = _positive(int)(text)
-        if value > limit:
-            raise argparse.ArgumentTypeError(f"must be at most {limit}, got {text}")
-        return value
-
-    return parse
-
-
-def _seed(text: str) -> int:
-    value = _non_negative_int(text)
-    if value >= 2**63:
-        raise argparse.ArgumentTypeError(f"must be below 2**63, got {text}")
-    return value
+def _picture_path(text: str) -> Path:
+    """An argparse type: a picture file to write, named with a format matplotlib writes."""
+    path = Path(text)
+    if path.suffix.lower() not in PICTURE_FORMATS:
+        raise argparse.ArgumentTypeError(f"{text} does not end in {', '.join(PICTURE_FORMATS)}: name the picture's "
+                                         "format, e.g. grid.png")  # fmt: skip
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,27 +80,27 @@ def build_parser() -> argparse.ArgumentParser:
                             + "; ".join(f"{m}: {', '.join(r)}" for m, r in RECIPES.items())
                             + " (the first is the default).")  # fmt: skip
     p.add_argument("--model", choices=MODELS, help="model to train (default: softmax)")
-    p.add_argument("--recipe", choices=sorted({r for rs in RECIPES.values() for r in rs}),
+    p.add_argument("--recipe", choices=CHOICES["recipe"],
                    help="named settings for the model (default: its first recipe; softmax: seed)")  # fmt: skip
-    p.add_argument("--epochs", type=_positive(int), help="passes over the training set (seed recipe: 10)")
-    p.add_argument("--batch-size", type=_positive(int), help="examples per step (seed recipe: 256)")
-    p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), help="seed recipe: sgd")
-    p.add_argument("--lr", type=_positive(float), help="learning rate (seed recipe: 0.1)")
-    p.add_argument("--weight-decay", type=_non_negative,
+    p.add_argument("--epochs", type=_setting("epochs"), help="passes over the training set (seed recipe: 10)")
+    p.add_argument("--batch-size", type=_setting("batch_size"), help="examples per step (seed recipe: 256)")
+    p.add_argument("--optimizer", choices=CHOICES["optimizer"], help="seed recipe: sgd")
+    p.add_argument("--lr", type=_setting("lr"), help="learning rate (seed recipe: 0.1)")
+    p.add_argument("--weight-decay", type=_setting("weight_decay"),
                    help="weight decay: decoupled for adam (AdamW), an L2 term for sgd and momentum (seed: 0)")
-    p.add_argument("--schedule", choices=("constant", "cosine"), help="learning rate per epoch (seed: constant)")
-    p.add_argument("--label-smoothing", type=_fraction, help="from 0 to 1 (seed recipe: 0)")
-    p.add_argument("--normalize", choices=("none", "pixel", "global"),
+    p.add_argument("--schedule", choices=CHOICES["schedule"], help="learning rate per epoch (seed: constant)")
+    p.add_argument("--label-smoothing", type=_setting("label_smoothing"), help="from 0 to 1 (seed recipe: 0)")
+    p.add_argument("--normalize", choices=CHOICES["normalize"],
                    help="standardise the input with the training split's mean and std (seed recipe: none)")
-    p.add_argument("--dropout", type=_fraction, help="dropout before the last layer of mlp and cnn, 0 to 1")
-    p.add_argument("--augment", choices=("none", "shift"), help="shift: move training images up to 2 pixels")
-    p.add_argument("--val-size", type=_non_negative_int,
+    p.add_argument("--dropout", type=_setting("dropout"), help="dropout before the last layer of mlp and cnn, 0 to 1")
+    p.add_argument("--augment", choices=CHOICES["augment"], help="shift: move training images up to 2 pixels")
+    p.add_argument("--val-size", type=_setting("val_size"),
                    help="hold out this many training images, chosen by --seed, as a validation set (default: 0)")
-    p.add_argument("--impl", choices=("concise", "scratch"),
+    p.add_argument("--impl", choices=CHOICES["impl"],
                    help="scratch: hand-derived gradients of fmnist.scratch, softmax with SGD only (default: concise)")
-    p.add_argument("--seed", type=_seed, help="seed for initialisation and shuffling (default: 0)")
-    p.add_argument("--device", choices=DEVICES, help="where to train (default: auto, a GPU when there is one)")
-    p.add_argument("--threads", type=_positive(int),
+    p.add_argument("--seed", type=_setting("seed"), help="seed for initialisation and shuffling (default: 0)")
+    p.add_argument("--device", choices=CHOICES["device"], help="where to train (default: auto, a GPU when there is one)")
+    p.add_argument("--threads", type=_setting("threads"),
                    help="CPU threads for PyTorch (default: 1, the fastest for this small model)")  # fmt: skip
     p.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<date>-<time>)")
     p.add_argument("--quiet", action="store_true", help="print only the final line (no progress, no epoch lines)")
@@ -143,17 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory written by `fmnist train`")
     p.add_argument("images", type=Path, nargs="*", metavar="IMAGE",
                    help="PNG, JPEG or any picture Pillow reads; colour or grey, any size, either polarity")
-    p.add_argument("--top", type=_at_most(10), default=3, help="how many classes to list, 1-10 (default: 3)")
+    p.add_argument("--top", type=_number(Range(int, 1, 10)), default=3, help="how many classes to list, 1-10 (default: 3)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per input in order")
-    p.add_argument("--plot", type=Path, metavar="FILE", help="also draw each input beside its probabilities")
-    p.add_argument("--test-index", type=_non_negative_int, nargs="+", default=[], metavar="I",
+    p.add_argument("--plot", type=_picture_path, metavar="FILE", help="also draw each input beside its probabilities")
+    p.add_argument("--test-index", type=_number(Range(int, 0, 9_999)), nargs="+", default=[], metavar="I",
                    help="also predict these items of the test set, with their true labels")
     p.set_defaults(run=cmd_predict)
 
     p = commands.add_parser("show", parents=[data_dir], help="draw dataset images with their labels as a PNG")
-    p.add_argument("--n", type=_at_most(MAX_PICTURES), default=18, help="how many images (default: 18)")
+    p.add_argument("--n", type=_number(Range(int, 1, MAX_PICTURES)), default=18, help="how many images (default: 18)")
     p.add_argument("--split", choices=("train", "test"), default="train", help="default: train")
-    p.add_argument("--out", type=Path, metavar="FILE", help="default: fashion-mnist-SPLIT.png")
+    p.add_argument("--out", type=_picture_path, metavar="FILE", help="default: fashion-mnist-SPLIT.png")
     p.set_defaults(run=cmd_show)
     return parser
 
@@ -167,11 +143,12 @@ def _version() -> str:
 def cmd_download(args: argparse.Namespace) -> int:
     from . import data
 
-    if args.force or args.data_dir:  # fetch what is missing or damaged there (everything with --force)
-        folder = data.download(data.search_dirs(args.data_dir)[0], force=args.force)
+    chosen = data.chosen_dir(args.data_dir)
+    if chosen is not None or args.force:  # fetch what is missing or damaged there (everything with --force)
+        folder = data.download(chosen or data.cache_dir(), force=args.force)
     else:  # the first folder that has the files, else a download into the cache
         folder = data.locate()
-    data.load(folder)  # verifies; a damaged file's message names `download --force`
+    data.load(folder)  # verifies; a damaged file's message says how to repair its folder
     print(f"Fashion-MNIST is ready in {folder} (4 files, content verified by SHA-256)")
     return 0
 
@@ -181,20 +158,21 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
+def _command(*words: object) -> str:
+    """A command line a user can paste into a shell, whatever the paths hold."""
+    return shlex.join(str(word) for word in words if word is not None)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from . import checkpoint
-    from .train import CHECKPOINT, Config, Interrupted, train
+    from .train import Interrupted, train
 
     if args.resume and args.out is None:
         return _fail("--resume needs --out with the run directory to continue.", 2)
     out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    if (out / CHECKPOINT).exists() and not (args.force or args.resume):
-        return _fail(f"{out} already holds a run; pass --resume to continue it, --force to start over, "
-                     "or choose another --out.", 2)  # fmt: skip
-    given = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name, None) is not None}
+    given = {name: getattr(args, name) for name in NAMES if getattr(args, name, None) is not None}
     if args.resume:  # the run's own settings, where none are given
-        saved = checkpoint.read_json(out / "config.json")
-        base = {f.name: saved[f.name] for f in fields(Config) if f.name in saved}
+        base = asdict(checkpoint.read_config(out))
     else:
         try:
             base = recipe_settings(given.get("model", "softmax"), given.get("recipe"))
@@ -204,14 +182,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     log = (lambda line: None) if args.quiet else print
     log(f"training {config.model} ({config.recipe} recipe) for {config.epochs} epochs into {out}")
     try:
-        summary = train(config, out, data_dir=args.data_dir, resume=args.resume, log=log,
+        summary = train(config, out, data_dir=args.data_dir, resume=args.resume, force=args.force, log=log,
                         progress=False if args.quiet else None)  # fmt: skip
     except Interrupted as stop:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this message short
-        if not stop.epochs_done:
-            return _fail(f"{stop}; no epoch had finished, so start again with the same command.", 130)
-        data_dir = f" --data-dir {args.data_dir}" if args.data_dir else ""
-        return _fail(f"{stop}. Continue with: fmnist train --out {out} --resume{data_dir}", 130)
+        data_dir = ("--data-dir", args.data_dir) if args.data_dir else ()
+        if stop.all_done:
+            return _fail(f"interrupted after the last epoch; {out} keeps all {stop.epochs_done} epochs but not all "
+                         f"its pictures and report. Draw them with: {_command('fmnist', 'eval', out, *data_dir)}",
+                         130)  # fmt: skip
+        if stop.epochs_done:
+            return _fail(f"{stop}. Continue with: {_command('fmnist', 'train', '--out', out, '--resume', *data_dir)}",
+                         130)  # fmt: skip
+        return _fail(f"{stop}; no epoch had finished, so start again with the same command.", 130)
     print(
         f"done in {summary['seconds']:.1f} s: test accuracy {summary['test_acc']:.4f}, "
         f"train accuracy {summary['train_acc']:.4f}; run directory {out} (open {out / 'report.html'})"
@@ -220,18 +203,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from . import checkpoint, data, evaluate
+    from . import checkpoint, data, evaluate, fileio
 
-    net, config = checkpoint.load_model(args.run_dir)
-    rows = checkpoint.read_metrics(args.run_dir / "metrics.csv")
-    if not rows:
-        return _fail(f"{args.run_dir} has no finished epoch yet; train it first.")
-    summary = checkpoint.summarize(rows)  # as summary.json has it, also for a run that was interrupted
-    dataset = data.load(args.data_dir)
-    scores = evaluate.evaluate_run(args.run_dir, net, config, dataset, rows, summary)
-    result = {"run_dir": str(args.run_dir), "model": config["model"], **scores}
+    with checkpoint.locked_run(args.run_dir):
+        net, config = checkpoint.load_model(args.run_dir)
+        rows = checkpoint.read_metrics(args.run_dir / "metrics.csv")
+        if not rows:
+            return _fail(f"{args.run_dir} has no finished epoch yet; train it first.")
+        dataset = data.load(args.data_dir)
+        write = fileio.writable(args.run_dir)
+        result = evaluate.evaluate_run(args.run_dir, net, config, dataset, rows, write=write)
+    result = {"run_dir": str(args.run_dir), "model": config["model"], **result}
+    done = (f"pictures and report.html written to {args.run_dir}" if write else
+            f"note: {args.run_dir} cannot be written, so its pictures and report were not redrawn")  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
+        print(done, file=sys.stderr)
         return 0
     images = sum(row["support"] for row in result["per_class"])
     print(f"{args.run_dir}: {config['model']}, test accuracy {result['test_acc']:.4f} on {images} images")
@@ -242,19 +229,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print("\nmost confused (true -> predicted: images)")
     for pair in result["most_confused"]:
         print(f"  {pair['true']} -> {pair['predicted']}: {pair['count']}")
-    print(f"\npictures and report.html written to {args.run_dir}")
+    print(f"\n{done}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from . import checkpoint, data, images, plots
+    from . import checkpoint, data, fileio, images, plots
 
     if not args.images and not args.test_index:
         return _fail("give one or more image files, or --test-index.", 2)
     if args.plot and len(args.images) + len(args.test_index) > MAX_PICTURES:
         return _fail(f"--plot draws at most {MAX_PICTURES} images; give fewer, or leave out --plot.", 2)
+    if args.plot:
+        fileio.check_output(args.plot)
     net, _ = checkpoint.load_model(args.run_dir)
     names = list(data.LABELS)
     inputs: list[tuple[str, torch.Tensor | str, str | None]] = []  # (name, image or error, true label)
@@ -298,34 +287,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from . import data, plots
+    from . import data, fileio, plots
 
+    out = args.out or Path(f"fashion-mnist-{args.split}.png")
+    fileio.check_output(out)
     dataset = data.load(args.data_dir)
     X, y = (dataset.train_images, dataset.train_labels) if args.split == "train" else (
         dataset.test_images, dataset.test_labels)  # fmt: skip
     n = min(args.n, len(y))
     columns = min(n, 9)
     fig, _ = plots.image_grid(X[:n], -(-n // columns), columns, data.text_labels(y[:n]))
-    out = args.out or Path(f"fashion-mnist-{args.split}.png")
     plots.save_figure(fig, out)
     print(f"the first {n} {args.split} images with their labels: {out}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (1 for a user error, 130 when interrupted)."""
-    args = build_parser().parse_args(argv)
-    from .checkpoint import CheckpointError
-    from .data import DataError
-    from .train import TrainingError
-
+    """Run the command line; returns the exit code (2 for a bad argument, 1 for another user error,
+    130 when interrupted, 141 when the output pipe closed)."""
     try:
+        args = build_parser().parse_args(argv)
         return args.run(args)
-    except (DataError, CheckpointError, TrainingError) as e:
+    except UserError as e:
         return _fail(str(e))
+    except BrokenPipeError:  # `fmnist eval RUN | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the exit's flush is quiet too
+        return 141
     except OSError as e:  # the file system said no: a full disk, a read-only folder, a missing parent folder
         where = f"{e.filename}: " if e.filename else ""
         return _fail(f"{where}{e.strerror or e}; check the path and the free space.")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # at any moment outside training, which says more (cmd_train)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        return _fail("interrupted", 130)
+        return _fail("interrupted; run the same command again to finish.", 130)

@@ -11,7 +11,7 @@ import gzip
 import hashlib
 import http.client
 import os
-import tempfile
+import shlex
 import urllib.error
 import urllib.request
 import zlib
@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .fileio import write_atomic
+from .errors import UserError
+from .fileio import atomic_writer, writable, write_atomic
 
 LABELS = (
     "t-shirt", "trouser", "pullover", "dress", "coat",
@@ -38,8 +39,16 @@ MIRRORS = (
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A data file is missing, damaged or cannot be fetched; the message says what to do."""
+
+
+class IDXFormatError(DataError):
+    """Bytes that are not a well-formed IDX file of unsigned bytes; problem says what is wrong."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name} {problem}.")
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,6 @@ FILES = {
     ),
 }
 
-_FIX = "run `fmnist download --force` to fetch a fresh copy"
 
 
 # ---------------------------------------------------------------- IDX parsing
@@ -87,17 +95,14 @@ def parse_idx(raw: bytes, name: str = "data") -> np.ndarray:
     big-endian uint32 per dimension; the body must hold exactly their product of bytes.
     """
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataError(f"{name} is not an IDX file of unsigned bytes (wrong magic number); {_FIX}.")
+        raise IDXFormatError(name, "is not an IDX file of unsigned bytes (wrong magic number)")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
-        raise DataError(f"{name} has a truncated or invalid IDX header; {_FIX}.")
+        raise IDXFormatError(name, "has a truncated or invalid IDX header")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     if len(raw) - header != int(np.prod(shape, dtype=np.int64)):
-        raise DataError(
-            f"{name} holds {len(raw) - header} bytes of data but its header promises "
-            f"shape {shape}; {_FIX}."
-        )
+        raise IDXFormatError(name, f"holds {len(raw) - header} bytes of data but its header promises shape {shape}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -110,7 +115,9 @@ def read_data_file(path: Path, expected: DataFile) -> np.ndarray:
     try:
         packed = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path} is missing; run `fmnist download` to fetch it.") from None
+        raise DataError(f"{path} is missing; {repair_advice(path.parent)}.") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a data file; {repair_advice(path.parent)}.") from None
     except OSError as e:
         raise DataError(f"{path} cannot be read ({e.strerror}); check its permissions or pass --data-dir.") from None
     copy = cache_dir() / "idx" / f"{hashlib.sha256(packed).hexdigest()}.idx"
@@ -119,18 +126,34 @@ def read_data_file(path: Path, expected: DataFile) -> np.ndarray:
         try:
             raw = gzip.decompress(packed)
         except (OSError, EOFError, zlib.error):
-            raise DataError(f"{path} is not a complete gzip file; {_FIX}.") from None
+            raise _damaged(path, "is not a complete gzip file") from None
         if hashlib.sha256(raw).hexdigest() != expected.sha256:
-            array = parse_idx(raw, str(path))  # a clearer message when the structure is broken
-            raise DataError(
-                f"{path} does not have the official content (SHA-256 mismatch, shape "
-                f"{array.shape}); {_FIX}."
-            )
+            array = _parse(raw, path)  # a clearer message when the structure is broken
+            raise _damaged(path, f"does not have the official content (SHA-256 mismatch, shape {array.shape})")
         _keep_copy(copy, raw)
-    array = parse_idx(raw, str(path))
+    array = _parse(raw, path)
     if array.shape != expected.shape:  # only reachable with a changed FILES table
-        raise DataError(f"{path} has shape {array.shape}, expected {expected.shape}; {_FIX}.")
+        raise _damaged(path, f"has shape {array.shape}, expected {expected.shape}")
     return array
+
+
+def _parse(raw: bytes, path: Path) -> np.ndarray:
+    try:
+        return parse_idx(raw, str(path))
+    except IDXFormatError as e:
+        raise _damaged(path, e.problem) from None
+
+
+def _damaged(path: Path, problem: str) -> DataError:
+    return DataError(f"{path} {problem}; {repair_advice(path.parent)}.")
+
+
+def repair_advice(folder: Path) -> str:
+    """What to run so that folder holds the four verified files (a phrase, for error messages)."""
+    if folder == SYSTEM_DIR:
+        return ("reinstall the Debian package dataset-fashion-mnist, or run `fmnist download --force` to fetch a "
+                "copy into the user cache, which is looked in first")  # fmt: skip
+    return f"run `fmnist download --data-dir {shlex.quote(str(folder))}` to fetch fresh copies into that folder"
 
 
 def _read_verified_copy(copy: Path, expected: DataFile) -> bytes | None:
@@ -158,10 +181,10 @@ def cache_dir() -> Path:
     return Path(base) / "fmnist"
 
 
-def search_dirs(data_dir: str | Path | None = None) -> list[Path]:
-    """Folders looked in, in order: data_dir, $FMNIST_DATA, the cache, the Debian package's."""
-    dirs = [data_dir, os.environ.get("FMNIST_DATA") or None, cache_dir(), SYSTEM_DIR]
-    return [Path(d).expanduser() for d in dirs if d is not None]
+def chosen_dir(data_dir: str | Path | None = None) -> Path | None:
+    """The folder the user named: data_dir, else $FMNIST_DATA; None when neither is set."""
+    chosen = data_dir if data_dir is not None else os.environ.get("FMNIST_DATA") or None
+    return None if chosen is None else Path(chosen).expanduser()
 
 
 def has_all_files(folder: Path) -> bool:
@@ -170,14 +193,45 @@ def has_all_files(folder: Path) -> bool:
 
 
 def locate(data_dir: str | Path | None = None, download_missing: bool = True) -> Path:
-    """The first folder of search_dirs() holding all four files; downloads them when none does."""
-    dirs = search_dirs(data_dir)
-    for folder in dirs:
+    """The folder to read the four files from.
+
+    A folder the user named (data_dir, $FMNIST_DATA) is the one used: DataError naming what it
+    lacks when it does not hold the four files. Otherwise the user cache, then the Debian
+    package's folder; when neither holds them, they are downloaded into the cache.
+    """
+    chosen = chosen_dir(data_dir)
+    if chosen is not None:
+        check_folder(chosen)
+        return chosen
+    for folder in (cache_dir(), SYSTEM_DIR):
         if has_all_files(folder):
             return folder
     if not download_missing:
-        raise DataError(f"Fashion-MNIST was not found in {', '.join(map(str, dirs))}; run `fmnist download`.")
-    return download(dirs[0])
+        raise DataError(f"Fashion-MNIST was not found in {cache_dir()} or {SYSTEM_DIR}; run `fmnist download`.")
+    return download(cache_dir())
+
+
+def check_folder(folder: Path) -> None:
+    """DataError naming what is wrong when folder does not hold the four .gz files (their content is
+    verified when they are read): a missing folder, a file in its place, folders or decompressed
+    copies instead of the .gz files, missing files."""
+    fix = repair_advice(folder)
+    if not folder.exists():
+        raise DataError(f"the data folder {folder} does not exist; {fix}, or correct the path.")
+    if not folder.is_dir():
+        raise DataError(f"the data folder {folder} is not a folder; pass the folder that holds the four .gz files.")
+    problems = []
+    for f in FILES.values():
+        path = folder / f.name
+        if path.is_dir():
+            problems.append(f"{f.name} is a folder")
+        elif not path.is_file() and (folder / f.name.removesuffix(".gz")).is_file():
+            problems.append(f"{f.name} is there only decompressed (compress it with gzip)")
+        elif not path.is_file():
+            problems.append(f"{f.name} is missing")
+    if problems:
+        raise DataError(f"the data folder {folder} does not hold the four Fashion-MNIST files ({'; '.join(problems)});"
+                        f" {fix}.")  # fmt: skip
 
 
 # ---------------------------------------------------------------- download
@@ -200,6 +254,8 @@ def download(folder: str | Path, force: bool = False, progress: bool = True) -> 
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create {folder} ({e.strerror}); choose another folder with --data-dir.") from None
+    if not writable(folder):
+        raise DataError(f"cannot write into {folder}; choose another folder with --data-dir.")
     for expected in FILES.values():
         target = folder / expected.name
         if not force and target.is_file():
@@ -217,21 +273,11 @@ def _fetch_verified(expected: DataFile, target: Path, progress: bool) -> None:
     for base in mirrors():
         url = base.rstrip("/") + "/" + expected.name
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{expected.name}.", suffix=".part", dir=target.parent)
-        except OSError as e:
-            problem = f"cannot write into {target.parent} ({e.strerror})"
-            raise DataError(f"{problem}; choose a folder with --data-dir.") from None
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
+            with atomic_writer(target, check=lambda tmp: read_data_file(tmp, expected)) as out:
                 _fetch(url, out, progress)
-            read_data_file(tmp, expected)
-            os.replace(tmp, target)
             return
         except (OSError, ValueError, http.client.HTTPException, DataError) as e:  # ValueError: a malformed URL
             failures.append(f"{url}: {_reason(e)}")
-        finally:
-            tmp.unlink(missing_ok=True)
     raise DataError(
         f"could not download {expected.name} ({'; '.join(failures)}); check the network, "
         "or put the four files in a folder and pass --data-dir."
@@ -295,9 +341,10 @@ def _load_folder(folder: Path) -> FashionMNIST:
     for split in ("train", "test"):
         n_images, n_labels = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
         if n_images != n_labels:
-            raise DataError(f"{split} set has {n_images} images but {n_labels} labels; {_FIX}.")
+            raise DataError(f"the {split} set in {folder} has {n_images} images but {n_labels} labels; "
+                            f"{repair_advice(folder)}.")  # fmt: skip
         if arrays[f"{split}_labels"].max() > 9:
-            raise DataError(f"{split} labels hold values outside 0-9; {_FIX}.")
+            raise DataError(f"the {split} labels in {folder} hold values outside 0-9; {repair_advice(folder)}.")
     tensors = {}
     for key, array in arrays.items():
         t = torch.from_numpy(array.copy())

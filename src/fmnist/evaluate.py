@@ -7,18 +7,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import data, metrics, plots, report
+from . import checkpoint, data, metrics, plots, report
 
 PICTURES = ("curves", "confusion", "mistakes")
 
 
 def evaluate_run(
-    run_dir: Path, net: nn.Module, config: dict, dataset: data.FashionMNIST, rows: list[dict], summary: dict
+    run_dir: Path, net: nn.Module, config: dict, dataset: data.FashionMNIST, rows: list[dict], write: bool = True
 ) -> dict:
-    """Score net on the test set and write curves.png, confusion.png, mistakes.png and report.html
-    into run_dir; returns test_acc, per_class and most_confused.
+    """Score net on the test set; returns test_acc, per_class and most_confused. With write, also
+    write summary.json, curves.png, confusion.png, mistakes.png and report.html into run_dir.
 
-    config, rows and summary are the run's config.json, metrics.csv rows and summary.json.
+    config and rows are the run's config.json and metrics.csv rows.
     """
     batches = data.Batches(dataset.test_images, dataset.test_labels, metrics.EVAL_BATCH_SIZE)
     scores, labels = metrics.logits(net, batches)
@@ -29,6 +29,10 @@ def evaluate_run(
         "per_class": metrics.per_class(confusion, names),
         "most_confused": metrics.most_confused(confusion, names),
     }
+    if not write:
+        return result
+    summary = checkpoint.summarize(rows)
+    checkpoint.write_json(run_dir / "summary.json", summary)
     pictures = {name: run_dir / f"{name}.png" for name in PICTURES}
     plots.plot_curves(rows, pictures["curves"])
     plots.plot_confusion(confusion, names, pictures["confusion"])

@@ -1,32 +1,127 @@
-"""Writing files so that a failure never leaves a half-written file under the real name."""
+"""Files on disk that are never left half-written, never replace what is not a file, and one owner per folder."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import stat
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
+
+from .errors import UserError
+
+
+class PathError(UserError):
+    """A path the user gave cannot be written or used as asked; the message says why and what to do."""
+
+
+def check_output(path: Path) -> None:
+    """Refuse path when it exists and is not a regular file (a folder, a device, a FIFO, a symbolic link),
+    or when its folder does not exist: writing there would replace or feed something that is not ours."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        if not path.parent.is_dir():
+            raise PathError(f"{path} cannot be written: its folder {path.parent} does not exist.") from None
+        return
+    except OSError as e:
+        raise PathError(f"{path} cannot be used ({e.strerror}).") from None
+    if not stat.S_ISREG(mode):
+        raise PathError(f"{path} exists and is {_kind(mode)}, not a regular file; fmnist only replaces regular "
+                        "files, so remove it or choose another name.")  # fmt: skip
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+@contextmanager
+def atomic_writer(path: Path, check: Callable[[Path], None] | None = None) -> Iterator[BinaryIO]:
+    """An open binary file whose content replaces path only when the with-block ends without error.
+
+    The content goes to a temporary file in path's folder, made with the permissions of any new
+    file, flushed to disk, optionally checked by check(temporary path), then renamed onto path.
+    File-system errors name path, never the temporary file.
+    """
+    check_output(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions of a new file
+            yield f
+            _on_path(path, f.flush)
+            _on_path(path, os.fsync, f.fileno())
+        if check is not None:
+            check(tmp)
+        check_output(path)  # it may have changed while we wrote
+        _on_path(path, os.replace, tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _on_path(path, _fsync_folder, path.parent)  # so that the rename itself survives a crash
+
+
+def writable(folder: Path) -> bool:
+    """True when a file can be created in folder (tried for real: permissions alone do not tell for root,
+    nor on a read-only mount)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write data to path via a temporary file in the same folder, fsync, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write data to path via a temporary file in the same folder, fsync, then rename (see atomic_writer)."""
+    with atomic_writer(path) as f:
+        _on_path(path, f.write, data)
+
+
+def _on_path(path: Path, operation: Callable, *args: object) -> object:
+    """operation(*args), with an OSError re-raised as one about path."""
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions of a new file
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)  # so that the rename itself survives a crash
+        return operation(*args)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
 
 
 def _fsync_folder(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the existing folder (an flock on the folder itself, which the system
+    releases when the process ends, even by kill -9); PathError at once when another process holds it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except NotADirectoryError:
+        raise PathError(f"{folder} is not a folder; choose a folder for the run directory.") from None
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(folder)) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise OSError(e.errno, e.strerror, str(folder)) from None
+            raise PathError(f"{folder} is in use by another fmnist command (training, or eval redrawing its "
+                            "pictures); wait until it ends, or choose another folder.") from None  # fmt: skip
+        yield
     finally:
         os.close(fd)
 

@@ -15,10 +15,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import UserError
+
 SIZE = 28
 
 
-class ImageError(Exception):
+class ImageError(UserError):
     """A picture file is missing, unreadable or empty; the message names the file."""
 
 

@@ -100,20 +100,25 @@ OPTIONS = {
 }
 
 
-def build(name: str, normalize: str | None = None, dropout: float = 0.0) -> nn.Module:
-    """A freshly initialised model by name (a key of OPTIONS); uses the global torch RNG.
-
-    ValueError for an unknown name or a setting the model does not have, so that no setting
-    is recorded that was not applied.
-    """
+def check_options(name: str, normalize: str | None = None, dropout: float = 0.0) -> None:
+    """ValueError for an unknown model name or a setting the model does not have, so that no
+    setting is recorded that was not applied."""
     if name not in OPTIONS:
         raise ValueError(f"unknown model {name!r}")
-    normalize = None if normalize == "none" else normalize
     normalizations, has_dropout = OPTIONS[name]
-    if normalize not in normalizations:
+    if (None if normalize == "none" else normalize) not in normalizations:
         raise ValueError(f"model {name} cannot normalize {normalize!r}")
     if dropout and not has_dropout:
         raise ValueError(f"model {name} has no dropout")
+
+
+def build(name: str, normalize: str | None = None, dropout: float = 0.0) -> nn.Module:
+    """A freshly initialised model by name (a key of OPTIONS); uses the global torch RNG.
+
+    ValueError as check_options says.
+    """
+    check_options(name, normalize, dropout)
+    normalize = None if normalize == "none" else normalize
     if name == "softmax":
         return softmax_regression(normalize)
     if name == "mlp":

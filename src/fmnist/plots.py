@@ -184,7 +184,8 @@ def _shorten(text: str, limit: int = 60) -> str:
 
 
 def save_figure(fig: Figure, path: Path) -> None:
-    """Render fig as a PNG at DPI pixels per inch and write it to path atomically."""
+    """Render fig at DPI pixels per inch in the format path's suffix names (PNG when it names none)
+    and write it to path atomically."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
+    fig.savefig(buffer, format=path.suffix[1:].lower() or "png", dpi=DPI)
     write_atomic(path, buffer.getvalue())

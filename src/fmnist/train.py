@@ -10,7 +10,7 @@ import math
 import platform
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy
@@ -19,47 +19,29 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import __version__, checkpoint, data, evaluate, metrics, model, scratch
+from . import __version__, checkpoint, data, evaluate, fileio, metrics, model, scratch
+from .errors import UserError
+from .settings import Config
 
 CHECKPOINT = "checkpoint.safetensors"
-RUN_FILES = (CHECKPOINT, "model.safetensors", "metrics.csv", "summary.json", "report.html",
+RUN_FILES = ("config.json", CHECKPOINT, "model.safetensors", "metrics.csv", "summary.json", "report.html",
              *(f"{name}.png" for name in evaluate.PICTURES))  # fmt: skip
 NORMALIZE_MIN_STD = 0.05  # border pixels are almost always 0: do not blow up their noise
 
 
-@dataclass
-class Config:
-    """Every setting that affects the result of a run; the defaults are the seed's recipe."""
-
-    model: str = "softmax"
-    recipe: str = "seed"
-    epochs: int = 10
-    batch_size: int = 256
-    optimizer: str = "sgd"  # sgd, momentum (Nesterov, 0.9) or adam (AdamW)
-    lr: float = 0.1
-    weight_decay: float = 0.0
-    schedule: str = "constant"  # or cosine: lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2
-    label_smoothing: float = 0.0
-    normalize: str = "none"  # or pixel / global: standardise with the training split's statistics
-    dropout: float = 0.0
-    augment: str = "none"  # or shift: move each training image by up to 2 pixels
-    val_size: int = 0  # training images held out for validation, chosen by the seed
-    impl: str = "concise"  # or scratch: fmnist.scratch's hand-derived gradients (softmax, plain SGD only)
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 1
-
-
-class TrainingError(Exception):
+class TrainingError(UserError):
     """Training cannot go on (for example the loss diverged); the message says what to do."""
 
 
 class Interrupted(Exception):
-    """Training was stopped by Ctrl-C; the run directory holds the last finished epoch."""
+    """Training was stopped by Ctrl-C; the run directory holds the last finished epoch.
 
-    def __init__(self, out: Path, epochs_done: int) -> None:
+    epochs_done: epochs kept; all_done: every epoch had finished (only the results were not all written).
+    """
+
+    def __init__(self, out: Path, epochs_done: int, all_done: bool) -> None:
         super().__init__(f"interrupted; {out} keeps {epochs_done} finished epoch(s)")
-        self.out, self.epochs_done = out, epochs_done
+        self.out, self.epochs_done, self.all_done = out, epochs_done, all_done
 
 
 RESUMABLE = ("epochs",)  # the only setting --resume may change
@@ -211,30 +193,59 @@ def train(
     log: Callable[[str], None] = print,
     progress: bool | None = None,
     resume: bool = False,
+    force: bool = False,
 ) -> dict:
     """Train config's model on Fashion-MNIST, writing the run directory out; returns the summary.
 
-    After every epoch the checkpoint, the weights and metrics.csv are rewritten atomically,
-    so an interrupted run keeps its last finished epoch. With resume, training continues
-    from out's checkpoint and ends with the same weights as an uninterrupted run.
+    out must be new or empty (or hold only the settings of a run that never finished an
+    epoch), unless resume (continue out's run from its checkpoint, ending with the same
+    weights as an uninterrupted run) or force (replace fmnist's files in it). The folder is
+    locked for the whole call: a second command on it fails at once. After every epoch the
+    checkpoint, the weights and metrics.csv are rewritten atomically, so an interrupted run
+    keeps its last finished epoch.
     """
     check_impl(config)
+    try:
+        model.check_options(config.model, config.normalize, config.dropout)
+    except ValueError as e:
+        raise TrainingError(f"{e}; change --model, --normalize or --dropout.") from None
     device = resolve_device(config.device)
+    if resume and not out.is_dir():
+        raise TrainingError(f"{out} does not exist, so there is nothing to resume; train without --resume.")
+    if not resume:
+        make_folder(out)
+    with fileio.exclusive(out):
+        for leftover in [p for name in RUN_FILES for p in out.glob(f".{name}.*.tmp")]:  # writes cut short by a kill
+            leftover.unlink()
+        saved = None
+        if resume:
+            saved = checkpoint.read_checkpoint(out / CHECKPOINT)
+            check_resumable(config, device, out, len(saved.rows))
+        else:
+            claim(out, force)
+        rows: list[dict] = [] if saved is None else saved.rows  # grows by one per finished epoch
+        try:
+            return _train(config, device, out, data_dir, log, progress, saved, rows)
+        except KeyboardInterrupt:
+            raise Interrupted(out, len(rows), len(rows) >= config.epochs) from None
+
+
+def _train(
+    config: Config,
+    device: torch.device,
+    out: Path,
+    data_dir: str | Path | None,
+    log: Callable[[str], None],
+    progress: bool | None,
+    saved: checkpoint.Checkpoint | None,
+    rows: list[dict],
+) -> dict:
+    """train()'s work inside the locked, claimed folder; appends each finished epoch's metrics to rows."""
     if device.type == "cpu":
         torch.set_num_threads(config.threads)
-    saved = None
-    if resume:
-        saved = checkpoint.read_checkpoint(out / CHECKPOINT)
-        check_resumable(config, device, out, len(saved.rows))
-
     torch.manual_seed(config.seed)
-    if config.impl == "scratch":
-        net: nn.Module = scratch.SoftmaxRegression()
-    else:
-        try:
-            net = model.build(config.model, config.normalize, config.dropout)
-        except ValueError as e:
-            raise TrainingError(f"{e}; change --model, --normalize or --dropout.") from None
+    net = scratch.SoftmaxRegression() if config.impl == "scratch" else model.build(config.model, config.normalize,
+                                                                                  config.dropout)  # fmt: skip
     net.to(device)
     dataset = data.load(data_dir).to(device)
     train_X, train_y, val_X, val_y = split(dataset, config.val_size, config.seed)
@@ -251,65 +262,86 @@ def train(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     optimizer = make_optimizer(config, net.parameters())
 
-    rows: list[dict] = []
     if saved is not None:
         checkpoint.restore_checkpoint(saved, net, optimizer, shuffle)
-        rows = saved.rows
         log(f"resuming {out} after epoch {len(rows)}")
-    out.mkdir(parents=True, exist_ok=True)
-    for leftover in out.glob(".*.tmp"):  # from a write cut short by a kill
-        leftover.unlink()
-    if saved is None:  # starting over: nothing of an earlier run may be mistaken for this one's
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
     description = describe(config, device, dataset)
     checkpoint.write_json(out / "config.json", description)  # the settings, before any epoch
-    try:
-        for epoch in range(len(rows) + 1, config.epochs + 1):
-            epoch_start = time.perf_counter()
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, epoch)
-            if config.impl == "scratch":
-                train_loss, train_acc = scratch.train_epoch(net, train_batches, learning_rate(config, epoch), progress)
-            else:
-                train_loss, train_acc = train_epoch(net, train_batches, loss_fn, optimizer, progress)
-            if not (math.isfinite(train_loss) and all(p.isfinite().all() for p in net.parameters())):
-                raise TrainingError(
-                    f"the training loss became {train_loss} in epoch {epoch}; try a smaller learning rate "
-                    f"than --lr {config.lr}."
-                )
-            row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
-            row.update({name: metrics.accuracy(metrics.evaluate(net, batches)) for name, batches in scored.items()})
-            seconds = time.perf_counter() - epoch_start
-            row["seconds"] = round(seconds, 4)
-            checkpoint.save_checkpoint(out / CHECKPOINT, net, optimizer, shuffle, [*rows, row])
-            rows.append(row)  # only now, with its checkpoint on disk, does the epoch count as kept
-            checkpoint.save_model(out / "model.safetensors", net, config.model)
-            checkpoint.write_metrics(out / "metrics.csv", rows)
-            scores = "  ".join(f"{name.replace('_acc', '')} acc {row[name]:.4f}" for name in scored)
-            log(
-                f"epoch {epoch:3d}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
-                f"{scores}  {seconds:6.2f} s  {len(train_batches.labels) / seconds:9,.0f} img/s"
+    for epoch in range(len(rows) + 1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, epoch)
+        if config.impl == "scratch":
+            train_loss, train_acc = scratch.train_epoch(net, train_batches, learning_rate(config, epoch), progress)
+        else:
+            train_loss, train_acc = train_epoch(net, train_batches, loss_fn, optimizer, progress)
+        if not (math.isfinite(train_loss) and all(p.isfinite().all() for p in net.parameters())):
+            raise TrainingError(
+                f"the training loss became {train_loss} in epoch {epoch}; try a smaller learning rate "
+                f"than --lr {config.lr}."
             )
-    except KeyboardInterrupt:
-        raise Interrupted(out, len(rows)) from None
-    summary = checkpoint.summarize(rows)
-    checkpoint.write_json(out / "summary.json", summary)
-    evaluate.evaluate_run(out, net, description, dataset, rows, summary)
-    return summary
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
+        row.update({name: metrics.accuracy(metrics.evaluate(net, batches)) for name, batches in scored.items()})
+        seconds = time.perf_counter() - epoch_start
+        row["seconds"] = round(seconds, 4)
+        checkpoint.save_checkpoint(out / CHECKPOINT, net, optimizer, shuffle, [*rows, row])
+        rows.append(row)  # only now, with its checkpoint on disk, does the epoch count as kept
+        checkpoint.save_model(out / "model.safetensors", net, config.model)
+        checkpoint.write_metrics(out / "metrics.csv", rows)
+        scores = "  ".join(f"{name.replace('_acc', '')} acc {row[name]:.4f}" for name in scored)
+        log(
+            f"epoch {epoch:3d}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
+            f"{scores}  {seconds:6.2f} s  {len(train_batches.labels) / seconds:9,.0f} img/s"
+        )
+    evaluate.evaluate_run(out, net, description, dataset, rows)
+    return checkpoint.summarize(rows)
+
+
+def make_folder(out: Path) -> None:
+    """Create the run directory out (and its parents); PathError when out exists and is not a folder."""
+    if out.exists() and not out.is_dir():
+        raise fileio.PathError(f"{out} exists and is not a folder; choose a folder for --out.")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def claim(out: Path, force: bool) -> None:
+    """Make the locked folder out ready for a new run, or refuse: it must be empty or hold only the
+    settings of a run that never finished an epoch, unless force, which replaces fmnist's files in it
+    (and only those). A run file's name taken by anything but a regular file is always refused."""
+    for name in RUN_FILES:
+        fileio.check_output(out / name)
+    others = sorted(p.name for p in out.iterdir())
+    unfinished = others == ["config.json"] and _is_run_config(out / "config.json")
+    if others and not unfinished and not force:
+        if (out / CHECKPOINT).exists():
+            raise TrainingError(f"{out} already holds a run; pass --resume to continue it, --force to start over, "
+                                "or choose another --out.")  # fmt: skip
+        shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
+        raise TrainingError(f"{out} is not empty (it holds {shown}); choose a new or empty folder for --out, "
+                            "or pass --force to replace fmnist's run files in it.")  # fmt: skip
+    for name in RUN_FILES:  # nothing of an earlier run may pass for this one's
+        (out / name).unlink(missing_ok=True)
+
+
+def _is_run_config(path: Path) -> bool:
+    """True when path is a config.json written by fmnist train."""
+    try:
+        return "fmnist" in checkpoint.read_json(path).get("versions", {})
+    except (checkpoint.CheckpointError, TypeError):
+        return False
 
 
 def check_resumable(config: Config, device: torch.device, out: Path, done: int) -> None:
     """Refuse to resume out (done epochs finished) with settings, other than RESUMABLE ones,
     that differ from its own, or with no epochs left to train."""
-    saved = checkpoint.read_json(out / "config.json")
+    saved = asdict(checkpoint.read_config(out))
     wanted = {**asdict(config), "device": str(device)}
-    changed = [f"--{k.replace('_', '-')} {saved.get(k)} -> {v}" for k, v in wanted.items()
-               if k not in RESUMABLE and saved.get(k) != v]  # fmt: skip
+    changed = [f"--{k.replace('_', '-')} {saved[k]} -> {v}" for k, v in wanted.items()
+               if k not in RESUMABLE and saved[k] != v]  # fmt: skip
     if changed:
         raise TrainingError(f"cannot resume {out} with other settings ({', '.join(changed)}); use the run's own.")
     if config.schedule != "constant" and config.epochs != saved.get("epochs"):
         raise TrainingError(f"the {config.schedule} learning-rate schedule of {out} is laid out over its "
-                            f"{saved.get('epochs')} epochs; resume without --epochs, or start over with --force.")
+                            f"{saved['epochs']} epochs; resume without --epochs, or start over with --force.")
     if done >= config.epochs:
         raise TrainingError(f"{out} has already trained {done} epochs; pass --epochs with more than {done}.")
