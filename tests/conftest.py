@@ -85,6 +85,14 @@ def small_fmnist(*args: str, **kwargs) -> subprocess.Popen:
                             text=True, **kwargs)  # fmt: skip
 
 
+def wait_for_line(process: subprocess.Popen, prefix: str) -> None:
+    """Read process's stdout until a line starts with prefix; AssertionError (with its stderr) if none does."""
+    for line in process.stdout:
+        if line.startswith(prefix):
+            return
+    raise AssertionError(f"no line starting {prefix!r}; stderr: {process.stderr.read()}")
+
+
 @pytest.fixture(scope="session")
 def real_dir() -> Path:
     """The real dataset from the Debian package dataset-fashion-mnist (`make test` installs it)."""

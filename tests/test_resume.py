@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import small_fmnist, write_dataset
+from conftest import small_fmnist, wait_for_line, write_dataset
 
 from fmnist import checkpoint, cli, data, fileio
 from fmnist import train as train_module
@@ -91,29 +91,22 @@ def test_a_damaged_checkpoint_is_refused(small_data, tmp_path, capsys):
     assert "not a valid safetensors file" in capsys.readouterr().err
 
 
-def _wait_for_line(process: subprocess.Popen, prefix: str) -> None:
-    for line in process.stdout:
-        if line.startswith(prefix):
-            return
-    raise AssertionError(f"no line starting {prefix!r}; stderr: {process.stderr.read()}")
-
-
 def test_ctrl_c_keeps_the_last_epoch_and_resume_finishes_identically(small_data, tmp_path):
-    args = ["--epochs", "30", "--batch-size", "10", "--seed", "1"]
+    args = ["--epochs", "80", "--batch-size", "10", "--seed", "1"]  # enough that Ctrl-C comes before the end
     run = small_fmnist("train", "--out", str(tmp_path / "run"), *args)
-    _wait_for_line(run, "epoch   2/")
+    wait_for_line(run, "epoch   2/")
     run.send_signal(signal.SIGINT)
     stdout, stderr = run.communicate(timeout=60)
     assert run.returncode == 130
     assert stderr.count("\n") == 1 and "Traceback" not in stderr
     assert f"Continue with: fmnist train --out {tmp_path / 'run'} --resume" in stderr
     done = len(_metrics(tmp_path / "run"))
-    assert 2 <= done < 30 and f"keeps {done} finished epoch(s)" in stderr
+    assert 2 <= done < 80 and f"keeps {done} finished epoch(s)" in stderr
     assert len(checkpoint.read_checkpoint(tmp_path / "run" / CHECKPOINT).rows) == done
 
     resumed = small_fmnist("train", "--out", str(tmp_path / "run"), "--resume")
     assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
-    _quiet(Config(epochs=30, batch_size=10, seed=1), tmp_path / "whole")
+    _quiet(Config(epochs=80, batch_size=10, seed=1), tmp_path / "whole")
     weights = [(tmp_path / run / "model.safetensors").read_bytes() for run in ("run", "whole")]
     assert weights[0] == weights[1]
     assert _metrics(tmp_path / "run") == _metrics(tmp_path / "whole")
@@ -124,7 +117,7 @@ def test_a_kill_at_any_moment_leaves_a_usable_checkpoint(small_data, tmp_path):
     for delay in (0.0, 0.003, 0.011):  # an epoch, checkpoint included, takes a few milliseconds
         again = ["--resume"] if (out / CHECKPOINT).exists() else []
         run = small_fmnist("train", "--out", str(out), "--epochs", "1000", "--batch-size", "20", *again)
-        _wait_for_line(run, "epoch")
+        wait_for_line(run, "epoch")
         time.sleep(delay)
         run.kill()
         run.wait()

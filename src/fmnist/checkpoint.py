@@ -114,6 +114,8 @@ def check_rows(rows: object, path: Path) -> list[dict]:
 def _check_row(row: object, epoch: int, first: object) -> dict:
     if not isinstance(row, dict) or not isinstance(first, dict):
         raise ValueError(f"epoch {epoch} is not a row of named values")
+    if None in row or None in row.values():  # csv.DictReader's marks of a row longer or shorter than the header
+        raise ValueError(f"epoch {epoch} has {'more' if None in row else 'fewer'} values than the header has columns")
     unknown = sorted(set(row) - set(METRICS_COLUMNS), key=str)
     missing = [c for c in METRICS_COLUMNS if c != "val_acc" and c not in row]
     if unknown or missing or set(row) != set(first):

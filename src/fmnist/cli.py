@@ -5,19 +5,37 @@ PyTorch is imported only once a command runs, so `--help` and argument errors an
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shlex
 import signal
-import sys
-import time
-from dataclasses import asdict
-from pathlib import Path
 
-from .recipes import MODELS, RECIPES, recipe_settings
-from .errors import UserError
-from .settings import CHOICES, NAMES, RANGES, Config, Range, SettingError
+
+def _on_ctrl_c(signum: int, frame: object) -> None:
+    """Ctrl-C raises KeyboardInterrupt, which each command answers with the way to continue, except
+    during an import: libraries may swallow it there or be left half-imported. Imports happen before
+    a command writes anything (start-up, and torch's first optimizer step before any epoch is kept),
+    so there the command stops at once."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            os.write(2, b"fmnist: interrupted; run the same command again to finish.\n")
+            os._exit(130)
+        frame = frame.f_back
+    raise KeyboardInterrupt
+
+
+if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where the shell made us ignore it
+    signal.signal(signal.SIGINT, _on_ctrl_c)
+
+import argparse  # noqa: E402  (after the handler: an import takes long enough to be interrupted)
+import json  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import asdict  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from .errors import UserError  # noqa: E402
+from .recipes import MODELS, RECIPES, recipe_settings  # noqa: E402
+from .settings import CHOICES, NAMES, RANGES, Config, Range, SettingError  # noqa: E402
 
 MAX_PICTURES = 400  # images in one picture of show or predict --plot: beyond that it is too large to draw
 PICTURE_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")  # what --out and --plot may name; matplotlib writes each
@@ -218,7 +236,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"note: {args.run_dir} cannot be written, so its pictures and report were not redrawn")  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
-        print(done, file=sys.stderr)
+        if not write:
+            print(done, file=sys.stderr)
         return 0
     images = sum(row["support"] for row in result["per_class"])
     print(f"{args.run_dir}: {config['model']}, test accuracy {result['test_acc']:.4f} on {images} images")
@@ -307,7 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     130 when interrupted, 141 when the output pipe closed)."""
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, where it can still be answered quietly
+        return code
     except UserError as e:
         return _fail(str(e))
     except BrokenPipeError:  # `fmnist eval RUN | head`: the reader has all it wants

@@ -7,17 +7,20 @@ picture file may be any size, colour or grey, with transparency, and often dark 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
 
 SIZE = 28
+WORK_SIZE = 1024  # longest side a picture is reduced to first: plenty for 28 pixels, cheap to process
+MAX_PIXELS = 4096 * 4096  # about 100 MB while decoding; a 13,300 x 13,300 PNG took 5.8 GB before this limit
 
 
 class ImageError(UserError):
@@ -40,10 +43,13 @@ def load_image(path: Path) -> torch.Tensor:
 
 
 def _read_grey(path: Path) -> torch.Tensor:
-    """The picture's luminance float32 [H, W] in [0, 1], transparent parts on a contrasting background."""
+    """The picture's luminance float32 [H, W] in [0, 1], at most WORK_SIZE pixels on its longest side,
+    transparent parts on a contrasting background."""
     try:
-        with Image.open(path) as opened:
-            picture = ImageOps.exif_transpose(opened)  # decodes the whole file; turns phone photos upright
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # _decode_small checks the size
+            with Image.open(path) as opened:
+                grey, alpha = _decode_small(opened, path)
     except FileNotFoundError:
         raise ImageError(f"{path} does not exist.") from None
     except IsADirectoryError:
@@ -54,29 +60,57 @@ def _read_grey(path: Path) -> torch.Tensor:
         if path.stat().st_size == 0:
             raise ImageError(f"{path} is empty (0 bytes), not a picture.") from None
         raise ImageError(f"{path} is not a picture in a format Pillow reads (PNG, JPEG, ...).") from None
-    except Image.DecompressionBombError:
-        raise ImageError(f"{path} has too many pixels to be a picture of one item.") from None
+    except Image.DecompressionBombError:  # over twice Pillow's own limit: refused while opening
+        raise ImageError(f"{path} has more pixels than the {MAX_PIXELS:,} fmnist decodes; scale it down first.") from None
+    except ImageError:
+        raise
     except Exception:  # Pillow reports damaged data as OSError, SyntaxError, ValueError, EOFError, ...
         raise ImageError(f"{path} is damaged or truncated; Pillow cannot decode it.") from None
-    if picture.width == 0 or picture.height == 0:
+    return grey if alpha is None else _flatten_alpha(grey, alpha)
+
+
+def _decode_small(opened: Image.Image, path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Grey level and opacity (None when the picture has no transparency), float32 [H, W] in [0, 1],
+    turned upright (a phone photo's EXIF orientation) and reduced by averaging blocks to at most
+    about WORK_SIZE pixels on the longest side. ImageError, before decoding, above MAX_PIXELS.
+
+    JPEG is decoded at a reduced scale directly; other formats are decoded whole and their bands
+    taken one at a time, so memory stays within about 6 bytes per pixel.
+    """
+    if opened.width == 0 or opened.height == 0:
         raise ImageError(f"{path} is an empty picture (0 pixels).")
-    if picture.mode.startswith("I"):  # 16-bit grey: Pillow's convert("L") would clip it, not scale it
-        levels = np.asarray(picture, dtype=np.float64) * (255 / 65535)
-        picture = Image.fromarray(levels.round().clip(0, 255).astype(np.uint8))
-    if picture.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in picture.info:
-        return _flatten_alpha(picture.convert("RGBA").convert("LA"))
-    return _to_tensor(picture.convert("L"))
+    opened.draft("L" if opened.mode in ("RGB", "L") else None, (WORK_SIZE, WORK_SIZE))  # JPEG only; a no-op else
+    if opened.width * opened.height > MAX_PIXELS:
+        raise ImageError(f"{path} is {opened.width}x{opened.height} pixels, more than the {MAX_PIXELS:,} fmnist "
+                         "decodes; scale it down first.")  # fmt: skip
+    orientation = opened.getexif().get(ExifTags.Base.Orientation, 1)
+    opened.load()
+    deep = opened.mode.startswith("I")  # 16-bit grey: Pillow's convert("L") would clip it, not scale it
+    if deep:
+        bands = {"L": opened.convert("I")}
+    elif opened.mode in ("RGBA", "LA", "RGBa", "La"):
+        bands = {"L": opened.convert("L"), "A": opened.getchannel("A")}
+    elif opened.mode == "PA" or "transparency" in opened.info:  # a palette or a colour key marks transparency
+        bands = dict(zip("LA", opened.convert("RGBA").convert("LA").split(), strict=True))
+    else:
+        bands = {"L": opened.convert("L")}
+    factor = max(opened.size) // WORK_SIZE
+    tensors = {}
+    for name, band in bands.items():
+        small = band.reduce(factor) if factor > 1 else band
+        small.getexif()[ExifTags.Base.Orientation] = orientation
+        tensors[name] = _to_tensor(ImageOps.exif_transpose(small), 65535 if deep else 255)
+    return tensors["L"].clamp_(0, 1), tensors.get("A")
 
 
-def _to_tensor(grey: Image.Image) -> torch.Tensor:
-    """An 8-bit grey picture as float32 [H, W] in [0, 1], divided exactly as fmnist.data does."""
-    return torch.from_numpy(np.array(grey, dtype=np.uint8)).float().div_(255)
+def _to_tensor(band: Image.Image, levels: int) -> torch.Tensor:
+    """One band's values divided by levels, float32 [H, W] (for 8 bits, exactly as fmnist.data divides)."""
+    return torch.from_numpy(np.array(band)).float().div_(levels)
 
 
-def _flatten_alpha(grey_alpha: Image.Image) -> torch.Tensor:
-    """Composite a grey+alpha picture onto its border's colour, or, when the border is mostly
-    transparent, onto black for light content and white for dark content."""
-    grey, alpha = (_to_tensor(band) for band in grey_alpha.split())
+def _flatten_alpha(grey: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """grey [H, W] composited by its opacity alpha [H, W] onto its border's colour, or, when the border is
+    mostly transparent, onto black for light content and white for dark content."""
     ring, ring_alpha = _border(grey), _border(alpha)
     if (ring_alpha > 0.5).float().mean() >= 0.5:
         background = ring[ring_alpha > 0.5].median()

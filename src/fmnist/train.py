@@ -215,8 +215,10 @@ def train(
     if not resume:
         make_folder(out)
     with fileio.exclusive(out):
-        for leftover in [p for name in RUN_FILES for p in out.glob(f".{name}.*.tmp")]:  # writes cut short by a kill
-            leftover.unlink()
+        for name in RUN_FILES:
+            fileio.check_output(out / name)  # a FIFO, device or link under a run file's name: refused before any work
+            for leftover in out.glob(f".{name}.*.tmp"):  # from a write cut short by a kill
+                leftover.unlink()
         saved = None
         if resume:
             saved = checkpoint.read_checkpoint(out / CHECKPOINT)
@@ -307,9 +309,7 @@ def make_folder(out: Path) -> None:
 def claim(out: Path, force: bool) -> None:
     """Make the locked folder out ready for a new run, or refuse: it must be empty or hold only the
     settings of a run that never finished an epoch, unless force, which replaces fmnist's files in it
-    (and only those). A run file's name taken by anything but a regular file is always refused."""
-    for name in RUN_FILES:
-        fileio.check_output(out / name)
+    (and only those)."""
     others = sorted(p.name for p in out.iterdir())
     unfinished = others == ["config.json"] and _is_run_config(out / "config.json")
     if others and not unfinished and not force:
