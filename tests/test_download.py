@@ -5,7 +5,11 @@ from __future__ import annotations
 import errno
 import gzip
 import os
+import re
+import shlex
+import shutil
 import socket
+import stat
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -185,3 +189,43 @@ def test_a_malformed_mirror_address_is_a_clean_error(small_data, tmp_path, monke
     monkeypatch.setenv("FMNIST_MIRRORS", "not-a-url/")
     with pytest.raises(data.DataError, match="could not download"):
         data.download(tmp_path / "dl")
+
+
+def test_downloaded_files_get_the_permissions_of_any_new_file(mirror_of_small, tmp_path):
+    mirror_of_small("good")
+    folder = data.download(tmp_path / "dl")
+    with open(tmp_path / "made-by-open", "w"):
+        pass
+    expected = stat.S_IMODE((tmp_path / "made-by-open").stat().st_mode)
+    assert expected & 0o044  # readable by others under the usual umask, unlike mkstemp's 0600
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {expected}
+
+
+@pytest.mark.parametrize("how", ["--data-dir", "FMNIST_DATA"])
+@pytest.mark.parametrize("damage", ["missing", "truncated", "a folder"])
+def test_the_advice_for_a_named_folder_repairs_that_folder(mirror_of_small, small_data, tmp_path, capsys,
+                                                          monkeypatch, how, damage):  # fmt: skip
+    mirror_of_small("good")
+    folder = tmp_path / "my data"
+    shutil.copytree(small_data, folder)
+    victim = folder / data.FILES["train_images"].name
+    if damage == "truncated":
+        victim.write_bytes(victim.read_bytes()[:-10])
+    else:
+        victim.unlink()
+        if damage == "a folder":
+            victim.mkdir()
+    named = ["--data-dir", str(folder)] if how == "--data-dir" else []
+    if how == "FMNIST_DATA":
+        monkeypatch.setenv("FMNIST_DATA", str(folder))
+    show = ["show", "--n", "2", "--out", str(tmp_path / "grid.png"), *named]
+    assert cli.main(show) == 1
+    advice = re.search(r"`(fmnist download [^`]*)`", capsys.readouterr().err).group(1)
+    if damage == "a folder":  # nothing replaces a folder silently: the message says so, and after its removal...
+        assert cli.main(shlex.split(advice)[1:]) == 1
+        assert "exists and is a folder" in capsys.readouterr().err
+        victim.rmdir()
+    assert cli.main(shlex.split(advice)[1:]) == 0
+    assert str(folder) in capsys.readouterr().out
+    assert cli.main(show) == 0
+    assert victim.is_file() and not data.has_all_files(data.cache_dir())  # repaired there, not in the cache
