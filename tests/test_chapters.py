@@ -405,6 +405,52 @@ def _lenet():
     )  # fmt: skip
 
 
+def _chapter_evaluate(net, data_iter, device=None):
+    """Chapter 6.6's own evaluate_accuracy_gpu, written with d2l's names."""
+    if isinstance(net, nn.Module):
+        net.eval()
+        device = device or next(iter(net.parameters())).device
+    metric = d2l.Accumulator(2)
+    with torch.no_grad():
+        for X, y in data_iter:
+            metric.add(d2l.accuracy(net(X.to(device)), y.to(device)), d2l.size(y))
+    return metric[0] / metric[1]
+
+
+def _chapter_train(net, train_iter, test_iter, num_epochs, loss, trainer, device, scheduler=None, evaluate=None):
+    """Chapter 6.6's train_ch6 loop, written with d2l's names, as chapter 11.11 reuses it with a learning-rate
+    scheduler; returns the final line the book prints."""
+    evaluate = evaluate or d2l.evaluate_accuracy_gpu
+    net.to(device)
+    animator = d2l.Animator(xlabel="epoch", xlim=[1, num_epochs], legend=["train loss", "train acc", "test acc"])
+    timer, num_batches = d2l.Timer(), len(train_iter)
+    for epoch in range(num_epochs):
+        metric = d2l.Accumulator(3)
+        net.train()
+        for i, (X, y) in enumerate(train_iter):
+            timer.start()
+            trainer.zero_grad()
+            X, y = X.to(device), y.to(device)
+            y_hat = net(X)
+            l = loss(y_hat, y)  # noqa: E741
+            l.backward()
+            trainer.step()
+            with torch.no_grad():
+                metric.add(l * X.shape[0], d2l.accuracy(y_hat, y), X.shape[0])
+            timer.stop()
+            if (i + 1) % (num_batches // 5) == 0 or i == num_batches - 1:
+                animator.add(epoch + (i + 1) / num_batches, (metric[0] / metric[2], metric[1] / metric[2], None))
+        test_acc = evaluate(net, test_iter)
+        animator.add(epoch + 1, (None, None, test_acc))
+        if scheduler:
+            if scheduler.__module__ == lr_scheduler.__name__:
+                scheduler.step()
+            else:
+                for param_group in trainer.param_groups:
+                    param_group["lr"] = scheduler(epoch)
+    return f"loss {metric[0] / metric[2]:.3f}, train acc {metric[1] / metric[2]:.3f}, test acc {test_acc:.3f}"
+
+
 def test_ch6_6_lenet(small_data, capsys):
     net = _lenet()
     X = torch.rand(size=(1, 1, 28, 28), dtype=torch.float32)
@@ -418,52 +464,17 @@ def test_ch6_6_lenet(small_data, capsys):
     batch_size = 32  # 7 batches of the 200 training images: the chapter's loop reports every 7 // 5 batches
     train_iter, test_iter = d2l.load_data_fashion_mnist(batch_size=batch_size)
 
-    # The chapter's own evaluate_accuracy_gpu and train_ch6, written with d2l's names.
-    def chapter_evaluate(net, data_iter, device=None):
-        if isinstance(net, nn.Module):
-            net.eval()
-            device = device or next(iter(net.parameters())).device
-        metric = d2l.Accumulator(2)
-        with torch.no_grad():
-            for X, y in data_iter:
-                metric.add(d2l.accuracy(net(X.to(device)), y.to(device)), d2l.size(y))
-        return metric[0] / metric[1]
-
-    def chapter_train(net, train_iter, test_iter, num_epochs, lr, device):
-        def init_weights(m):
-            if type(m) in (nn.Linear, nn.Conv2d):
-                nn.init.xavier_uniform_(m.weight)
-
-        net.apply(init_weights)
-        net.to(device)
-        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-        loss = nn.CrossEntropyLoss()
-        animator = d2l.Animator(xlabel="epoch", xlim=[1, num_epochs], legend=["train loss", "train acc", "test acc"])
-        timer, num_batches = d2l.Timer(), len(train_iter)
-        for epoch in range(num_epochs):
-            metric = d2l.Accumulator(3)
-            net.train()
-            for i, (X, y) in enumerate(train_iter):
-                timer.start()
-                optimizer.zero_grad()
-                X, y = X.to(device), y.to(device)
-                y_hat = net(X)
-                l = loss(y_hat, y)  # noqa: E741
-                l.backward()
-                optimizer.step()
-                with torch.no_grad():
-                    metric.add(l * X.shape[0], d2l.accuracy(y_hat, y), X.shape[0])
-                timer.stop()
-                if (i + 1) % (num_batches // 5) == 0 or i == num_batches - 1:
-                    animator.add(epoch + (i + 1) / num_batches, (metric[0] / metric[2], metric[1] / metric[2], None))
-            test_acc = chapter_evaluate(net, test_iter)
-            animator.add(epoch + 1, (None, None, test_acc))
-        return f"loss {metric[0] / metric[2]:.3f}, train acc {metric[1] / metric[2]:.3f}, test acc {test_acc:.3f}"
+    def init_weights(m):
+        if type(m) in (nn.Linear, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
 
     lr, num_epochs = 0.9, 3
     reference = copy.deepcopy(net)  # the same biases (Xavier sets the weights)
     torch.manual_seed(3)  # the same initial weights and batches for both
-    expected = chapter_train(reference, train_iter, test_iter, num_epochs, lr, d2l.try_gpu())
+    reference.apply(init_weights)
+    trainer = torch.optim.SGD(reference.parameters(), lr=lr)
+    expected = _chapter_train(reference, train_iter, test_iter, num_epochs, nn.CrossEntropyLoss(), trainer,
+                              d2l.try_gpu(), evaluate=_chapter_evaluate)  # fmt: skip
     torch.manual_seed(3)
     d2l.train_ch6(net, train_iter, test_iter, num_epochs, lr, d2l.try_gpu())
     for param, expected_param in zip(net.parameters(), reference.parameters(), strict=True):
@@ -474,7 +485,7 @@ def test_ch6_6_lenet(small_data, capsys):
     speed, unit = out[-2].split(" ", 1)
     assert float(speed) > 0 and unit == "examples/sec on cpu"
     assert out[-1].startswith("train_ch6: figure saved to ")
-    assert d2l.evaluate_accuracy_gpu(net, test_iter) == chapter_evaluate(net, test_iter)
+    assert d2l.evaluate_accuracy_gpu(net, test_iter) == _chapter_evaluate(net, test_iter)
 
 
 def test_ch11_11_learning_rate_schedules(small_data, tmp_path, capsys):
@@ -487,34 +498,8 @@ def test_ch11_11_learning_rate_schedules(small_data, tmp_path, capsys):
 
     loss = nn.CrossEntropyLoss()
     device = d2l.try_gpu()
-    train_iter, test_iter = d2l.load_data_fashion_mnist(batch_size=64)
-
-    def train(net, train_iter, test_iter, num_epochs, loss, trainer, device, scheduler=None):
-        net.to(device)
-        animator = d2l.Animator(xlabel="epoch", xlim=[0, num_epochs], legend=["train loss", "train acc", "test acc"])
-        for epoch in range(num_epochs):
-            metric = d2l.Accumulator(3)
-            for i, (X, y) in enumerate(train_iter):
-                net.train()
-                trainer.zero_grad()
-                X, y = X.to(device), y.to(device)
-                y_hat = net(X)
-                l = loss(y_hat, y)  # noqa: E741
-                l.backward()
-                trainer.step()
-                with torch.no_grad():
-                    metric.add(l * X.shape[0], d2l.accuracy(y_hat, y), X.shape[0])
-                if (i + 1) % 2 == 0:
-                    animator.add(epoch + i / len(train_iter), (metric[0] / metric[2], metric[1] / metric[2], None))
-            test_acc = d2l.evaluate_accuracy_gpu(net, test_iter)
-            animator.add(epoch + 1, (None, None, test_acc))
-            if scheduler:
-                if scheduler.__module__ == lr_scheduler.__name__:
-                    scheduler.step()
-                else:
-                    for param_group in trainer.param_groups:
-                        param_group["lr"] = scheduler(epoch)
-        return test_acc
+    train_iter, test_iter = d2l.load_data_fashion_mnist(batch_size=32)  # 7 batches: reports every 7 // 5
+    train = _chapter_train
 
     class SquareRootScheduler:
         def __init__(self, lr=0.1):
@@ -535,7 +520,7 @@ def test_ch11_11_learning_rate_schedules(small_data, tmp_path, capsys):
     torch.manual_seed(0)
     net = net_fn()
     trainer = torch.optim.SGD(net.parameters(), lr=0.3)
-    assert 0 <= train(net, train_iter, test_iter, num_epochs, loss, trainer, device) <= 1
+    assert train(net, train_iter, test_iter, num_epochs, loss, trainer, device).startswith("loss ")
     trainer.param_groups[0]["lr"] = 0.1
 
     scheduler = SquareRootScheduler(lr=0.1)

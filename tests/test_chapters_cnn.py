@@ -212,16 +212,18 @@ def test_ch7_5_batch_norm(small_data, capsys):
     assert not concise.training and capsys.readouterr().out.startswith("training on cpu")
 
 
-def _resnet(in_channels=1):
-    def resnet_block(input_channels, num_channels, num_residuals, first_block=False):
-        blk = []
-        for i in range(num_residuals):
-            if i == 0 and not first_block:
-                blk.append(d2l.Residual(input_channels, num_channels, use_1x1conv=True, strides=2))
-            else:
-                blk.append(d2l.Residual(num_channels, num_channels))
-        return blk
+def resnet_block(input_channels, num_channels, num_residuals, first_block=False):
+    """Chapter 7.6's stage of residual blocks (12.6 uses the same), a list of d2l.Residual."""
+    blk = []
+    for i in range(num_residuals):
+        if i == 0 and not first_block:
+            blk.append(d2l.Residual(input_channels, num_channels, use_1x1conv=True, strides=2))
+        else:
+            blk.append(d2l.Residual(num_channels, num_channels))
+    return blk
 
+
+def _resnet(in_channels=1):
     b1 = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3), nn.BatchNorm2d(64), nn.ReLU(),
                        nn.MaxPool2d(kernel_size=3, stride=2, padding=1))  # fmt: skip
     b2 = nn.Sequential(*resnet_block(64, 64, 2, first_block=True))
@@ -287,22 +289,13 @@ def test_ch7_7_densenet(small_data, capsys):
 
 def test_ch12_6_data_parallel_concise(small_data, capsys):
     def resnet18(num_classes, in_channels=1):
-        def resnet_block(in_channels, out_channels, num_residuals, first_block=False):
-            blk = []
-            for i in range(num_residuals):
-                if i == 0 and not first_block:
-                    blk.append(d2l.Residual(in_channels, out_channels, use_1x1conv=True, strides=2))
-                else:
-                    blk.append(d2l.Residual(out_channels, out_channels))
-            return nn.Sequential(*blk)
-
         net = nn.Sequential(
             nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1), nn.BatchNorm2d(64), nn.ReLU()
         )
-        net.add_module("resnet_block1", resnet_block(64, 64, 2, first_block=True))
-        net.add_module("resnet_block2", resnet_block(64, 128, 2))
-        net.add_module("resnet_block3", resnet_block(128, 256, 2))
-        net.add_module("resnet_block4", resnet_block(256, 512, 2))
+        net.add_module("resnet_block1", nn.Sequential(*resnet_block(64, 64, 2, first_block=True)))
+        net.add_module("resnet_block2", nn.Sequential(*resnet_block(64, 128, 2)))
+        net.add_module("resnet_block3", nn.Sequential(*resnet_block(128, 256, 2)))
+        net.add_module("resnet_block4", nn.Sequential(*resnet_block(256, 512, 2)))
         net.add_module("global_avg_pool", nn.AdaptiveAvgPool2d((1, 1)))
         net.add_module("fc", nn.Sequential(nn.Flatten(), nn.Linear(512, num_classes)))
         return net
