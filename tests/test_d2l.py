@@ -248,6 +248,8 @@ def test_show_images_draws_colour_images_in_colour(tmp_path, capsys):
     assert d2l.show_images(floats, 1, 2)[1].images[0].get_array().shape == (5, 5, 3)
     with pytest.raises(ValueError, match=r"colour \[N, H, W, 3\].*permute\(0, 2, 3, 1\)"):
         d2l.show_images(torch.rand(2, 3, 5, 5), 1, 2)  # channels first: refused, not drawn as strips
+    with pytest.raises(ValueError, match=r"single colour image; pass a list of images \(\[img\]\)"):
+        d2l.show_images(red, 1, 1)  # one image [H, W, 3], not a list of them
     assert capsys.readouterr().out.count("show_images: figure saved to") == 2
 
 

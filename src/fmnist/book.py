@@ -9,8 +9,9 @@ Differences from the book, none of which changes what its chapters compute:
 - train_ch3 and train_ch6 return nothing and never assert the book's accuracy thresholds
   (a short run is not an error). Outside Jupyter they print one line per epoch and save
   their curves as a PNG (see fmnist.bookplots); train_ch6 plots one point per epoch, not five.
-- train_epoch_ch3, train_ch6 and evaluate_loss count a mean (scalar) loss once per example
-  of its batch, so their losses are means per example whatever the loss's reduction.
+- train_epoch_ch3, train_ch6 and evaluate_loss weigh a mean (scalar) loss by the number of
+  values it averages (the examples of its batch), so the losses they report are means per
+  example (per value) whatever the loss's reduction, also when the last batch is smaller.
 - train_ch6 and evaluate_accuracy_gpu copy fmnist's batches (load_data_fashion_mnist's
   iterators, load_array's) to the device once, whole, and make every later batch there,
   resizing included; other iterables are moved batch by batch, as the book does.

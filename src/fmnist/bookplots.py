@@ -10,7 +10,8 @@ print the path. Figures the caller may still draw on (show_images' axes, an Anim
 open, as pyplot's own do; the others are closed once saved, so a script that trains many
 times does not pile up open figures.
 
-Image grids are drawn by fmnist.plots.image_grid, on the pyplot figure made here.
+Image grids are drawn by fmnist.plots.image_grid, on the pyplot figure made here: grey
+images in grey (the book's imshow shows them in a false-colour map), colour ones in colour.
 """
 
 from __future__ import annotations
@@ -132,7 +133,11 @@ def publish(fig: Figure, name: str, close: bool) -> Path | None:
 
 
 def _as_images(imgs: Images) -> torch.Tensor | np.ndarray:
+    """imgs as one array of images; a lone colour image [H, W, 3] is refused (it would draw as H strips)."""
     if isinstance(imgs, torch.Tensor | np.ndarray):
+        if imgs.ndim == 3 and imgs.shape[-1] in (3, 4):
+            raise ValueError(f"show_images got one array of shape {tuple(imgs.shape)}, which looks like a single "
+                             "colour image; pass a list of images ([img]) or a batch [N, H, W, 3]")  # fmt: skip
         return imgs
     return torch.stack([img.detach().cpu() if isinstance(img, torch.Tensor) else torch.from_numpy(np.array(img))
                         for img in imgs])  # fmt: skip
