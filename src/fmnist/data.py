@@ -330,9 +330,17 @@ class Batches:
     ) -> None:
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
-        self.resize = None if resize is None else image_size(resize)
+        self.resize = None if resize is None else self.image_size(resize)
         self.shift = shift
         self._copies: dict[torch.device, Batches] = {}
+
+    @staticmethod
+    def image_size(size: int | Sequence[int]) -> tuple[int, int]:
+        """(height, width) from an int n (a square n x n) or a pair; ValueError unless positive integers."""
+        pair = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, Sequence) else ()
+        if len(pair) != 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in pair):
+            raise ValueError(f"resize must be a positive int or a (height, width) pair of them, not {size!r}")
+        return pair
 
     def __len__(self) -> int:
         return -(-len(self.labels) // self.batch_size)
@@ -366,14 +374,6 @@ class Batches:
             if self.resize is not None:
                 X = torch.nn.functional.interpolate(X, size=self.resize, mode="bilinear", antialias=True)
             yield X, y
-
-
-def image_size(size: int | Sequence[int]) -> tuple[int, int]:
-    """(height, width) from an int n (a square n x n) or a pair; ValueError unless positive integers."""
-    pair = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, Sequence) else ()
-    if len(pair) != 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in pair):
-        raise ValueError(f"resize must be a positive int or a (height, width) pair of them, not {size!r}")
-    return pair
 
 
 def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
