@@ -1,18 +1,22 @@
 """Speed of fmnist beside the seed notebook's pipeline and a bare lower bound, in one run.
 
     .venv/bin/python bench/bench.py            # everything (a few minutes on 2 cores)
-    .venv/bin/python bench/bench.py --quick    # skip the seed pipeline and scikit-learn
+    .venv/bin/python bench/bench.py --quick    # skip the seed pipeline, the LeNet rows and scikit-learn
 
 Every figure is measured on the real dataset in this process (or its children), so the
 ratios compare like with like on the same machine at the same time. An epoch is one pass
 of training with the default recipe (batch 256, SGD lr 0.1) plus one pass over the test
-set, as metrics.csv counts it.
+set, as metrics.csv counts it. The LeNet rows time one epoch of the book's chapter 6.6
+(LeNet, batch 256, lr 0.9, test pass included) through the book's pipeline and through
+fmnist.d2l.train_ch6, on the CPU and, when PyTorch sees one, on a CUDA GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
 import os
 import statistics
 import subprocess
@@ -26,10 +30,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmnist import data
+from fmnist import d2l, data, model
 from fmnist.train import Config, train
 
 BATCH, LR = 256, 0.1
+LENET_LR = 0.9  # the book's, chapter 6.6
 
 
 def fmnist_epochs(epochs: int, threads: int, device: str = "cpu") -> list[float]:
@@ -84,11 +89,9 @@ class PerImageDataset(torch.utils.data.Dataset):
         return x.to(dtype=torch.get_default_dtype()).div(255), int(self.labels[i])
 
 
-def seed_pipeline_epoch(threads: int) -> float:
-    """One epoch of the seed notebook: DataLoader with d2l's 4 workers, the .item() accuracy
-    loop, plus a test pass through the same kind of loader. The notebook never set the
-    number of threads, so it ran with PyTorch's default: pass that for a faithful figure."""
-    torch.set_num_threads(threads)
+def book_loaders() -> tuple[torch.utils.data.DataLoader, torch.utils.data.DataLoader]:
+    """The book's load_data_fashion_mnist(BATCH) without torchvision: per-image conversion in a
+    Dataset, DataLoaders with d2l's 4 worker processes; the training one shuffles."""
     folder = data.locate()
     arrays = {key: data.read_data_file(folder / f.name, f) for key, f in data.FILES.items()}
     train_iter = torch.utils.data.DataLoader(
@@ -97,6 +100,15 @@ def seed_pipeline_epoch(threads: int) -> float:
     test_iter = torch.utils.data.DataLoader(
         PerImageDataset(arrays["test_images"], arrays["test_labels"]), BATCH, num_workers=4
     )
+    return train_iter, test_iter
+
+
+def seed_pipeline_epoch(threads: int) -> float:
+    """One epoch of the seed notebook: DataLoader with d2l's 4 workers, the .item() accuracy
+    loop, plus a test pass through the same kind of loader. The notebook never set the
+    number of threads, so it ran with PyTorch's default: pass that for a faithful figure."""
+    torch.set_num_threads(threads)
+    train_iter, test_iter = book_loaders()
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     nn.init.normal_(net[1].weight, std=0.01)
@@ -118,6 +130,65 @@ def seed_pipeline_epoch(threads: int) -> float:
     with torch.no_grad():
         sum((net(X).argmax(1) == y).sum().item() for X, y in test_iter)
     return time.perf_counter() - start
+
+
+def book_lenet_epoch(device: torch.device) -> float:
+    """Seconds of one epoch of the book's train_ch6 on LeNet as d2l 0.17 runs it, test pass included:
+    the DataLoader pipeline above, each batch moved to device, the loss and the number of correct
+    predictions read back after every batch (d2l's Accumulator), then the test batches likewise."""
+    train_iter, test_iter = book_loaders()
+    torch.manual_seed(0)
+    net = model.lenet().to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=LENET_LR)
+    loss_fn = nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    net.train()
+    sums = [0.0, 0.0, 0]  # loss, correct, examples
+    for X, y in train_iter:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        y_hat = net(X)
+        loss = loss_fn(y_hat, y)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            sums = [sums[0] + float(loss) * len(y), sums[1] + float((y_hat.argmax(1) == y).sum()), sums[2] + len(y)]
+    net.eval()
+    with torch.no_grad():
+        sum(float((net(X.to(device)).argmax(1) == y.to(device)).sum()) for X, y in test_iter)
+    return time.perf_counter() - start
+
+
+def fmnist_lenet_epoch(device: torch.device) -> float:
+    """Seconds of one epoch of fmnist.d2l.train_ch6 on the same LeNet, test pass, printing and the
+    saved figure included (in a temporary folder, printing silenced)."""
+    train_iter, test_iter = d2l.load_data_fashion_mnist(BATCH)
+    torch.manual_seed(0)
+    net = model.lenet()
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()):
+        os.chdir(folder)
+        try:
+            start = time.perf_counter()
+            d2l.train_ch6(net, train_iter, test_iter, 1, LENET_LR, device)
+            return time.perf_counter() - start
+        finally:
+            os.chdir(cwd)
+
+
+def lenet_rows(device: torch.device, threads: int, report) -> None:
+    """The book's pipeline and fmnist's train_ch6, one LeNet epoch each on device, and their ratio."""
+    torch.set_num_threads(threads)
+    where = f"CUDA ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f"CPU, {threads} threads"
+    if device.type == "cuda":  # CUDA's start-up and kernel selection before either timing
+        model.lenet().to(device)(torch.zeros(BATCH, 1, 28, 28, device=device)).sum().backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DataLoader warns that 4 workers exceed 2 cores, as it does for the book
+        book = book_lenet_epoch(device)
+    ours = fmnist_lenet_epoch(device)
+    report(f"LeNet epoch, book's pipeline (PIL per image, 4 workers), {where}", f"{book:8.3f} s")
+    report(f"LeNet epoch, fmnist d2l.train_ch6, {where}", f"{ours:8.3f} s")
+    report(f"  book's pipeline / fmnist, LeNet on {device.type}", f"{book / ours:8.1f}x")
 
 
 def process(argv: list[str], env: dict | None = None) -> tuple[float, float, str]:
@@ -173,7 +244,7 @@ def seconds_to_reach(target: float, max_epochs: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=7, help="epochs per median (default: 7)")
-    parser.add_argument("--quick", action="store_true", help="skip the seed pipeline and scikit-learn")
+    parser.add_argument("--quick", action="store_true", help="skip the seed pipeline, the LeNet rows and scikit-learn")
     args = parser.parse_args()
     median = statistics.median
     rows: list[tuple[str, str]] = []
@@ -206,6 +277,9 @@ def main() -> None:
             warnings.simplefilter("ignore")  # DataLoader warns that 4 workers exceed 2 cores, as it did for the seed
             seed = seed_pipeline_epoch(default_threads)
         report(f"seed notebook's pipeline, one epoch ({default_threads} threads, 4 workers)", f"{seed:8.3f} s")
+        lenet_rows(torch.device("cpu"), default_threads, report)
+        if torch.cuda.is_available():
+            lenet_rows(torch.device("cuda"), default_threads, report)
         dataset = data.load()
         fitted = sklearn_row(dataset)
         if fitted is None:

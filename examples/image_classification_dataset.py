@@ -1,4 +1,4 @@
-"""d2l.ai 3.5 "The Image Classification Dataset", with `import fmnist as d2l` instead of d2l.
+"""d2l.ai 3.5 "The Image Classification Dataset", with `from fmnist import d2l` instead of d2l.
 
 The book reads the files with torchvision and a DataLoader with 4 worker processes;
 fmnist holds the whole dataset in memory as tensors, so batches are slices of it.
@@ -6,7 +6,7 @@ Run: python examples/image_classification_dataset.py (outside Jupyter the pictur
 saved as fmnist-show_images.png in the current directory; the path is printed).
 """
 
-import fmnist as d2l
+from fmnist import d2l
 
 d2l.use_svg_display()
 

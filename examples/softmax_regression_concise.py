@@ -1,4 +1,4 @@
-"""d2l.ai 3.7 "Concise Implementation of Softmax Regression", with `import fmnist as d2l`.
+"""d2l.ai 3.7 "Concise Implementation of Softmax Regression", with `from fmnist import d2l`.
 
 The seed notebook's model and recipe: Flatten then Linear(784, 10), weights N(0, 0.01^2),
 cross-entropy with reduction='none' (one loss per example), SGD with lr 0.1, batches of 256.
@@ -11,7 +11,7 @@ import os
 import torch
 from torch import nn
 
-import fmnist as d2l
+from fmnist import d2l
 
 batch_size = 256
 train_iter, test_iter = d2l.load_data_fashion_mnist(batch_size)

@@ -1,4 +1,4 @@
-"""d2l.ai 3.6 "Implementation of Softmax Regression from Scratch", with `import fmnist as d2l`.
+"""d2l.ai 3.6 "Implementation of Softmax Regression from Scratch", with `from fmnist import d2l`.
 
 The book's code: the model (W, b, softmax, net) and its loss (cross_entropy) are written
 here; accuracy, evaluate_accuracy, sgd, train_ch3 and predict_ch3 are d2l's, as the book
@@ -12,7 +12,7 @@ import os
 
 import torch
 
-import fmnist as d2l
+from fmnist import d2l
 
 batch_size = 256
 train_iter, test_iter = d2l.load_data_fashion_mnist(batch_size)

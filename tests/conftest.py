@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from fmnist import data
+from fmnist import bookplots, data
 
 REAL_DIR = data.SYSTEM_DIR
 
@@ -99,3 +100,18 @@ def real_dir() -> Path:
     if not data.has_all_files(REAL_DIR):
         pytest.fail(f"the real dataset is not in {REAL_DIR}: apt-get install dataset-fashion-mnist")
     return REAL_DIR
+
+
+@pytest.fixture
+def headless(tmp_path, monkeypatch):
+    """For the book's API: the test's own working directory (where figures are saved), figure numbers
+    from 1, one PyTorch thread (2 shared cores), and pyplot's figures closed after the test."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bookplots, "_saved", {})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    from matplotlib import pyplot
+
+    pyplot.close("all")

@@ -1,4 +1,4 @@
-# The code cells of ../shared/seed/softmax-regression-notebook.txt, verbatim except the first
+# The code cells of tests/data/softmax-regression-notebook.txt, verbatim except the first
 # line's import (the book's `from d2l import torch as d2l`). test_seed_notebook.py checks that
 # every other line stands in the notebook and runs this file.
 import fmnist as d2l

@@ -14,21 +14,9 @@ from torch import nn
 
 import fmnist
 import fmnist as d2l
-from fmnist import book, data, model, train
+from fmnist import bookplots, data, model, train
 
-
-@pytest.fixture(autouse=True)
-def headless(tmp_path, monkeypatch):
-    """Each test in its own working directory (where figures land), with pyplot's figures closed after."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(book, "_saved", {})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    from matplotlib import pyplot
-
-    pyplot.close("all")
+pytestmark = pytest.mark.usefixtures("headless")
 
 
 def _iters(batch_size=50):
@@ -50,7 +38,7 @@ def test_import_fmnist_needs_no_torch_and_every_book_name_resolves():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     for name in fmnist.__all__:
-        assert getattr(d2l, name) is getattr(book, name)
+        assert getattr(d2l, name) is getattr(fmnist.d2l, name)
     assert d2l.plt.__name__ == "matplotlib.pyplot"
     assert {"train_ch3", "predict_ch3", "show_images", "Animator", "plt"} <= set(dir(fmnist))
     with pytest.raises(AttributeError):
@@ -205,7 +193,7 @@ def test_figures_still_saved_when_no_gui_can_start_or_the_directory_is_read_only
         return original_savefig(self, path, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", read_only_cwd)
-    monkeypatch.setattr(book.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    monkeypatch.setattr(bookplots.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     d2l.show_images(torch.rand(2, 28, 28), 1, 2)
     assert capsys.readouterr().out == f"show_images: figure saved to {tmp_path / 'tmp' / 'fmnist-show_images.png'}\n"
@@ -228,11 +216,11 @@ def _fake_jupyter(monkeypatch):
 
 
 def test_not_jupyter_in_a_plain_interpreter_or_a_terminal_ipython(monkeypatch):
-    assert not book._in_notebook()
+    assert not bookplots.in_notebook()
     _fake_jupyter(monkeypatch)
-    assert book._in_notebook()
+    assert bookplots.in_notebook()
     sys.modules["IPython"].get_ipython = lambda: types.SimpleNamespace(config={"TerminalIPythonApp": {}})
-    assert not book._in_notebook()
+    assert not bookplots.in_notebook()
 
 
 def test_in_jupyter_train_ch3_redraws_every_epoch_and_writes_nothing(small_data, tmp_path, monkeypatch, capsys):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
-SEED_TEXT = Path(__file__).parents[1] / ".." / "shared" / "seed" / "softmax-regression-notebook.txt"
+# The seed notebook as text (cells and outputs), copied from the project's shared/seed/ folder.
+SEED_TEXT = Path(__file__).with_name("data") / "softmax-regression-notebook.txt"
 SEED_CODE = Path(__file__).with_name("seed_notebook.py")
 
 

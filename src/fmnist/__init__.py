@@ -1,7 +1,9 @@
 """fmnist: softmax regression on Fashion-MNIST, trained, evaluated and saved.
 
-The book-compatible names (``import fmnist as d2l``; see fmnist.book) are loaded on first
-use, so that importing the package, and therefore ``fmnist --help``, does not import PyTorch.
+The d2l.ai book's names for all its Fashion-MNIST chapters are in fmnist.d2l
+(``from fmnist import d2l``). The chapter-3 names below also resolve here, for code that
+uses ``import fmnist as d2l``; they are loaded on first use, so that importing the package,
+and therefore ``fmnist --help``, does not import PyTorch.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ _LAZY = (*__all__, "plt")  # d2l.plt is matplotlib.pyplot, imported on first use
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        from . import book
+        from . import d2l
 
-        return getattr(book, name)
-    raise AttributeError(f"module 'fmnist' has no attribute {name!r}")
+        return getattr(d2l, name)
+    raise AttributeError(
+        f"module 'fmnist' has no attribute {name!r} (the d2l book's names are in fmnist.d2l: `from fmnist import d2l`)"
+    )
 
 
 def __dir__() -> list[str]:

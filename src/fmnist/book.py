@@ -1,60 +1,54 @@
-"""The d2l.ai book's names for chapter 3 (d2l 0.17, `torch` module), as thin wrappers over fmnist's pieces.
+"""The d2l.ai book's data and training names (d2l 0.17, `torch` module), as thin wrappers over fmnist's pieces.
 
-Code written for the book runs with ``import fmnist as d2l``. Data come from fmnist.data,
-scores from fmnist.metrics, image grids from fmnist.plots. Pictures are pyplot figures, as
-in the book: inside Jupyter (an IPython kernel) they show inline and train_ch3's curves
-are redrawn after every epoch. Anywhere else (a script, an IDE, a headless machine)
-nothing waits for a window: show_images, train_ch3 and predict_ch3 also save their figure
-as ``fmnist-<function>.png`` in the current directory (the temporary directory when that
-is not writable; ``-2``, ``-3``... for later figures of the same function in one process)
-and print the path, and train_ch3 prints one line per epoch.
+Use them through ``from fmnist import d2l`` (fmnist.d2l), which adds the book's tensor
+aliases and its pictures (fmnist.bookplots). Data come from fmnist.data (the whole dataset
+in memory, batches sliced from it), scores from fmnist.metrics, the plain SGD step from
+fmnist.train.
 
-Differences from the book: train_ch3 returns nothing and does not assert the book's
-accuracy thresholds (a short run is not an error); accuracy and evaluate_accuracy count
-classes 0-9; images are drawn in grey.
+Differences from the book, none of which changes what its chapters compute:
+- train_ch3 and train_ch6 return nothing and never assert the book's accuracy thresholds
+  (a short run is not an error). Outside Jupyter they print one line per epoch and save
+  their curves as a PNG (see fmnist.bookplots); train_ch6 plots one point per epoch, not five.
+- train_epoch_ch3, train_ch6 and evaluate_loss weigh a mean (scalar) loss by the number of
+  values it averages (the examples of its batch), so the losses they report are means per
+  example (per value) whatever the loss's reduction, also when the last batch is smaller.
+- train_ch6 and evaluate_accuracy_gpu copy fmnist's batches (load_data_fashion_mnist's
+  iterators, load_array's) to the device once, whole, and make every later batch there,
+  resizing included; other iterables are moved batch by batch, as the book does.
+- accuracy and the evaluate functions work for any number of classes.
 """
 
 from __future__ import annotations
 
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from . import data, metrics, plots
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
+from . import data, metrics
+from .bookplots import Animator, image_figure, in_notebook, publish
+from .train import SGD
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Net = Callable[[torch.Tensor], torch.Tensor]
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Updater = torch.optim.Optimizer | Callable[[int], object]
-
-
-def __getattr__(name: str) -> object:
-    if name == "plt":  # the book's d2l.plt, imported on first use
-        from matplotlib import pyplot
-
-        return pyplot
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+Updater = torch.optim.Optimizer | SGD | Callable[[int], object]
+Device = torch.device | str
 
 
 # ---------------------------------------------------------------- data
 
 
-def load_data_fashion_mnist(batch_size: int, resize: int | None = None) -> tuple[data.Batches, data.Batches]:
+def load_data_fashion_mnist(
+    batch_size: int, resize: int | tuple[int, int] | None = None
+) -> tuple[data.Batches, data.Batches]:
     """(train_iter, test_iter) over Fashion-MNIST, as d2l's function of the same name.
 
-    Both yield X float32 [B, 1, 28, 28] in [0, 1] (or [B, 1, resize, resize]) and y int64 [B].
-    train_iter is reshuffled every pass with the global torch RNG; test_iter is in order.
+    Both yield X float32 [B, 1, 28, 28] in [0, 1] and y int64 [B]; with resize, X is
+    [B, 1, n, n] for an int n or [B, 1, h, w] for (h, w), scaled bilinearly. train_iter is
+    reshuffled every pass with the global torch RNG; test_iter is in order.
     """
     dataset = data.load()
     return (
@@ -66,6 +60,35 @@ def load_data_fashion_mnist(batch_size: int, resize: int | None = None) -> tuple
 def get_fashion_mnist_labels(labels: Sequence[int] | torch.Tensor) -> list[str]:
     """The text labels of numeric labels, e.g. [0, 9] -> ['t-shirt', 'ankle boot']."""
     return data.text_labels(labels)
+
+
+def load_array(data_arrays: tuple[torch.Tensor, torch.Tensor], batch_size: int, is_train: bool = True) -> data.Batches:
+    """Mini-batches (X, y) of (features, labels), two tensors with the same first dimension N;
+    shuffled every pass (global torch RNG) when is_train."""
+    features, labels = data_arrays
+    return data.Batches(features, labels, batch_size, shuffle=is_train)
+
+
+def synthetic_data(w: torch.Tensor, b: float | torch.Tensor, num_examples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(X, y) for linear regression: X ~ N(0, 1) [num_examples, len(w)], y = X w + b + N(0, 0.01^2) noise,
+    shaped [num_examples, 1]. Drawn from the global torch RNG in the book's order (X, then the noise)."""
+    X = torch.normal(0.0, 1.0, (num_examples, len(w)))
+    y = torch.matmul(X, w) + b
+    noise = torch.normal(0.0, 0.01, y.shape)
+    return X, (y + noise).reshape((-1, 1))
+
+
+def linreg(X: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The linear regression model X w + b: [N, d] @ [d, 1] -> [N, 1]."""
+    return torch.matmul(X, w) + b
+
+
+def squared_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(y_hat - y)^2 / 2 per element, y reshaped to y_hat's shape (no reduction)."""
+    return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2
+
+
+# ---------------------------------------------------------------- counting
 
 
 class Timer:
@@ -97,193 +120,16 @@ class Timer:
         return np.cumsum(self.times).tolist()
 
 
-# ---------------------------------------------------------------- pictures
-
-
-def _in_notebook() -> bool:
-    """True inside an IPython kernel (Jupyter, Colab), where pyplot figures show inline."""
-    ipython = sys.modules.get("IPython")  # a kernel has imported it; never import it here
-    shell = ipython.get_ipython() if ipython is not None else None
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
-
-
-def use_svg_display() -> None:
-    """Draw inline figures as SVG, as the book does, inside Jupyter; does nothing anywhere else."""
-    if not _in_notebook():
-        return
-    try:
-        from matplotlib_inline.backend_inline import set_matplotlib_formats
-    except ImportError:
-        return
-    set_matplotlib_formats("svg")
-
-
-def set_figsize(figsize: tuple[float, float] = (3.5, 2.5)) -> None:
-    """Default size of new pyplot figures, in inches."""
-    from matplotlib import pyplot
-
-    use_svg_display()
-    pyplot.rcParams["figure.figsize"] = figsize
-
-
-def set_axes(
-    axes: Axes,
-    xlabel: str | None,
-    ylabel: str | None,
-    xlim: Sequence[float] | None,
-    ylim: Sequence[float] | None,
-    xscale: str,
-    yscale: str,
-    legend: Sequence[str] | None,
-) -> None:
-    """Labels, limits, scales, legend and grid of a matplotlib Axes, as the book's set_axes."""
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel(ylabel)
-    axes.set_xscale(xscale)
-    axes.set_yscale(yscale)
-    axes.set_xlim(xlim)
-    axes.set_ylim(ylim)
-    if legend:
-        axes.legend(legend)
-    axes.grid()
-
-
-def _new_figure(figsize: tuple[float, float]) -> Figure:
-    """A pyplot figure (inline in Jupyter, shown by plt.show()); off-screen when no GUI can start."""
-    from matplotlib.figure import Figure
-
-    try:
-        from matplotlib import pyplot
-
-        return pyplot.figure(figsize=figsize)
-    except Exception:  # e.g. MPLBACKEND=TkAgg without a display: still draw, into the PNG only
-        return Figure(figsize=figsize)
-
-
-_saved: dict[str, int] = {}
-
-
-def _publish(fig: Figure, name: str) -> Path | None:
-    """Outside Jupyter, save fig as fmnist-<name>.png (in the current or the temporary directory)
-    and print where; returns the path, or None in Jupyter, where the figure shows inline."""
-    if _in_notebook():
-        return None
-    count = _saved[name] = _saved.get(name, 0) + 1
-    filename = f"fmnist-{name}.png" if count == 1 else f"fmnist-{name}-{count}.png"
-    for folder in (Path("."), Path(tempfile.gettempdir())):
-        path = (folder / filename).absolute()
-        try:
-            fig.savefig(path, bbox_inches="tight")
-        except OSError:
-            continue
-        print(f"{name}: figure saved to {path}", flush=True)
-        return path
-    print(f"{name}: could not save the figure (neither the current nor the temporary directory is writable)")
-    return None
-
-
-def _as_images(imgs: torch.Tensor | np.ndarray | Sequence[Any]) -> torch.Tensor | np.ndarray:
-    if isinstance(imgs, torch.Tensor | np.ndarray):
-        return imgs
-    return torch.stack([torch.as_tensor(np.asarray(img)) for img in imgs])
-
-
-def _image_figure(
-    imgs: torch.Tensor | np.ndarray | Sequence[Any],
-    num_rows: int,
-    num_cols: int,
-    titles: Sequence[str] | None,
-    scale: float,
-) -> tuple[Figure, np.ndarray]:
-    fig = _new_figure((num_cols * scale, num_rows * scale))
-    return plots.image_grid(_as_images(imgs), num_rows, num_cols, titles=titles, scale=scale, fig=fig)
-
-
-def show_images(
-    imgs: torch.Tensor | np.ndarray | Sequence[Any],
-    num_rows: int,
-    num_cols: int,
-    titles: Sequence[str] | None = None,
-    scale: float = 1.5,
-) -> np.ndarray:
-    """Grey images [N, H, W] (or [N, 1, H, W], or a list of [H, W]) in a grid; returns the flat array of Axes.
-
-    Each cell is scale inches square. Outside Jupyter the figure is also saved as
-    fmnist-show_images.png, whose path is printed.
-    """
-    fig, axes = _image_figure(imgs, num_rows, num_cols, titles, scale)
-    _publish(fig, "show_images")
-    return axes
-
-
-class Animator:
-    """The book's live plot: add(x, y) appends points to one line per y value and redraws.
-
-    In Jupyter the figure is displayed again after every add(); elsewhere it is only
-    redrawn (train_ch3 saves it at the end). self.fig is the figure, self.axes its Axes.
-    """
-
-    def __init__(
-        self,
-        xlabel: str | None = None,
-        ylabel: str | None = None,
-        legend: Sequence[str] | None = None,
-        xlim: Sequence[float] | None = None,
-        ylim: Sequence[float] | None = None,
-        xscale: str = "linear",
-        yscale: str = "linear",
-        fmts: Sequence[str] = ("-", "m--", "g-.", "r:"),
-        nrows: int = 1,
-        ncols: int = 1,
-        figsize: tuple[float, float] = (3.5, 2.5),
-    ) -> None:
-        legend = [] if legend is None else legend
-        use_svg_display()
-        self.fig = _new_figure(figsize)
-        self.axes = self.fig.subplots(nrows, ncols, squeeze=False).flatten()
-        self.config_axes = lambda: set_axes(self.axes[0], xlabel, ylabel, xlim, ylim, xscale, yscale, legend)
-        self.X: list[list[float]] | None = None
-        self.Y: list[list[float]] | None = None
-        self.fmts = fmts
-
-    def add(self, x: float | Sequence[float], y: float | Sequence[float]) -> None:
-        """Append one point per line: y a number or one value per line, x shared or one per line."""
-        if not hasattr(y, "__len__"):
-            y = [y]
-        n = len(y)
-        if not hasattr(x, "__len__"):
-            x = [x] * n
-        if not self.X:
-            self.X = [[] for _ in range(n)]
-        if not self.Y:
-            self.Y = [[] for _ in range(n)]
-        for i, (a, b) in enumerate(zip(x, y, strict=False)):
-            if a is not None and b is not None:
-                self.X[i].append(a)
-                self.Y[i].append(b)
-        self.axes[0].cla()
-        for xs, ys, fmt in zip(self.X, self.Y, self.fmts, strict=False):
-            self.axes[0].plot(xs, ys, fmt)
-        self.config_axes()
-        if _in_notebook():
-            from IPython import display
-
-            display.display(self.fig)
-            display.clear_output(wait=True)
-
-
-# ---------------------------------------------------------------- training
-
-
 class Accumulator:
     """Sums over n variables: add(*values) adds one value to each; acc[i] reads the i-th sum."""
 
     def __init__(self, n: int) -> None:
         self.data = [0.0] * n
 
-    def add(self, *args: float) -> None:
-        """Add args[i] to the i-th sum."""
-        self.data = [a + float(b) for a, b in zip(self.data, args, strict=False)]
+    def add(self, *args: float | torch.Tensor) -> None:
+        """Add args[i] to the i-th sum (numbers, or one-element tensors, which may need gradients)."""
+        values = [b.detach() if isinstance(b, torch.Tensor) else b for b in args]
+        self.data = [a + float(b) for a, b in zip(self.data, values, strict=False)]
 
     def reset(self) -> None:
         """Set every sum back to 0."""
@@ -293,18 +139,29 @@ class Accumulator:
         return self.data[idx]
 
 
+def _correct(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Number of correct predictions, a tensor on y_hat's device (read it when needed, not per batch)."""
+    predicted = y_hat.argmax(dim=1) if y_hat.dim() > 1 and y_hat.shape[1] > 1 else y_hat
+    return (predicted.to(y.dtype) == y).sum()
+
+
 def accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> float:
     """Number of correct predictions (a count, as float; divide by len(y) for the fraction).
 
-    y_hat: scores [B, C] (the argmax of each row is the prediction) or predicted classes [B];
-    y: true classes, int64 [B].
+    y_hat: scores [B, C] for any number of classes C (the argmax of each row is the prediction)
+    or predicted classes [B]; y: true classes, int64 [B].
     """
-    predicted = y_hat.argmax(dim=1) if y_hat.dim() > 1 and y_hat.shape[1] > 1 else y_hat
-    return float((predicted.to(y.dtype) == y).sum())
+    return float(_correct(y_hat, y))
+
+
+def _loss_total(losses: torch.Tensor, count: int) -> torch.Tensor:
+    """The sum of a batch's losses: per-example (or per-element) losses are added up; a mean,
+    a scalar, stands for count values."""
+    return losses.sum() if losses.dim() else losses * count
 
 
 class _Function(nn.Module):
-    """A plain function net(X) as a module, so that fmnist.metrics.evaluate can score it."""
+    """A plain function net(X) as a module, so that fmnist.metrics can score it."""
 
     def __init__(self, fn: Net) -> None:
         super().__init__()
@@ -318,13 +175,31 @@ def evaluate_accuracy(net: Net, data_iter: Iterable[Batch]) -> float:
     """Fraction of correct predictions of net over data_iter, in [0, 1], computed without gradients.
 
     An nn.Module is put in eval mode and, as in the book, left there; net may also be a plain
-    function X -> scores [B, 10].
+    function X -> scores [B, C] (any number of classes C) or predicted classes [B].
     """
     if isinstance(net, nn.Module):
         net.eval()
-    else:
-        net = _Function(net)
-    return metrics.accuracy(metrics.evaluate(net, data_iter))
+    scores, labels = metrics.logits(net if isinstance(net, nn.Module) else _Function(net), data_iter)
+    return float(_correct(scores, labels)) / len(labels)
+
+
+@torch.no_grad()
+def evaluate_loss(net: Net, data_iter: Iterable[Batch], loss: Loss) -> float:
+    """Mean loss of net over data_iter, per value of net's output (per example for [B, 1] outputs).
+
+    y is reshaped to net(X)'s shape, as in the book; computed without gradients. A loss that
+    reduces to a mean counts once per output value (see the module's notes).
+    """
+    total, count = 0.0, 0
+    for X, y in data_iter:
+        out = net(X)
+        losses = loss(out, y.reshape(out.shape))
+        n = losses.numel() if losses.dim() else out.numel()
+        total, count = total + _loss_total(losses, n), count + n
+    return float(total) / count
+
+
+# ---------------------------------------------------------------- chapter 3: training
 
 
 def sgd(params: Iterable[torch.Tensor], lr: float, batch_size: int) -> None:
@@ -343,16 +218,14 @@ def _is_optimizer(updater: Updater) -> bool:
     return callable(getattr(updater, "step", None)) and callable(getattr(updater, "zero_grad", None))
 
 
-def train_epoch_ch3(net: Net, train_iter: Iterable[Batch], loss: Loss, updater: Updater) -> tuple[float, float]:
-    """One training pass, as the book's; returns (mean loss per example, accuracy in [0, 1]).
+def _train_epoch(net: Net, train_iter: Iterable[Batch], loss: Loss, updater: Updater) -> tuple[float, float, int]:
+    """One training pass (see train_epoch_ch3); returns (sum of losses, correct predictions, examples).
 
-    loss returns per-example losses [B] (e.g. nn.CrossEntropyLoss(reduction='none')). With an
-    optimizer the mean is back-propagated and step() called; otherwise the sum is
-    back-propagated and updater(batch_size) called (e.g. one that calls sgd).
+    The sums stay tensors on the batches' device until the end: no wait for the device per batch.
     """
     if isinstance(net, nn.Module):
         net.train()
-    metric = Accumulator(3)  # sum of losses, correct predictions, examples
+    loss_sum, correct, examples = 0.0, 0.0, 0
     for X, y in train_iter:
         y_hat = net(X)
         losses = loss(y_hat, y)
@@ -363,9 +236,53 @@ def train_epoch_ch3(net: Net, train_iter: Iterable[Batch], loss: Loss, updater: 
         else:
             losses.sum().backward()
             updater(X.shape[0])
-        total = losses.detach().sum() if losses.dim() else losses.detach() * len(y)  # an averaged loss, too
-        metric.add(float(total), accuracy(y_hat, y), y.numel())
-    return metric[0] / metric[2], metric[1] / metric[2]
+        with torch.no_grad():
+            loss_sum = loss_sum + _loss_total(losses, len(y))
+            correct = correct + _correct(y_hat, y)
+        examples += y.numel()
+    return float(loss_sum), float(correct), examples
+
+
+def train_epoch_ch3(net: Net, train_iter: Iterable[Batch], loss: Loss, updater: Updater) -> tuple[float, float]:
+    """One training pass, as the book's; returns (mean loss per example, accuracy in [0, 1]).
+
+    loss returns per-example losses [B] (e.g. nn.CrossEntropyLoss(reduction='none')) or their
+    mean. With an optimizer (torch.optim's, or anything with step() and zero_grad()) the mean
+    is back-propagated and step() called; otherwise the sum is back-propagated and
+    updater(batch_size) called (e.g. one that calls sgd).
+    """
+    loss_sum, correct, examples = _train_epoch(net, train_iter, loss, updater)
+    return loss_sum / examples, correct / examples
+
+
+def _fit(
+    net: Net,
+    train_iter: Iterable[Batch],
+    test_iter: Iterable[Batch],
+    loss: Loss,
+    num_epochs: int,
+    updater: Updater,
+    ylim: Sequence[float] | None,
+) -> tuple[tuple[float, float, float], float, Animator]:
+    """The loop of train_ch3 and train_ch6: num_epochs of training, each followed by the test accuracy,
+    drawn on an Animator and, outside Jupyter, printed. Returns the last epoch's (train loss, train
+    accuracy, test accuracy), the training examples per second (test passes not counted), the Animator."""
+    if num_epochs < 1:
+        raise ValueError(f"num_epochs must be at least 1, not {num_epochs}")
+    # xlim as the book's, [1, num_epochs], but never [1, 1], which matplotlib warns about
+    animator = Animator(xlabel="epoch", xlim=[1, max(num_epochs, 2)], ylim=ylim,
+                        legend=["train loss", "train acc", "test acc"])  # fmt: skip
+    notebook, timer = in_notebook(), Timer()
+    for epoch in range(num_epochs):
+        timer.start()
+        loss_sum, correct, examples = _train_epoch(net, train_iter, loss, updater)  # ends reading the sums
+        timer.stop()
+        scores = (loss_sum / examples, correct / examples, evaluate_accuracy(net, test_iter))
+        animator.add(epoch + 1, scores)
+        if not notebook:
+            print(f"epoch {epoch + 1:3d}/{num_epochs}  train loss {scores[0]:.4f}  train acc {scores[1]:.4f}  "
+                  f"test acc {scores[2]:.4f}", flush=True)  # fmt: skip
+    return scores, examples * num_epochs / timer.sum(), animator
 
 
 def train_ch3(
@@ -382,21 +299,8 @@ def train_ch3(
     ``epoch   1/10  train loss 0.7827  train acc 0.7502  test acc 0.7713``, and the plot
     is saved as fmnist-train_ch3.png (path printed). See train_epoch_ch3 for loss and updater.
     """
-    # xlim as the book's, [1, num_epochs], but never [1, 1], which matplotlib warns about
-    animator = Animator(xlabel="epoch", xlim=[1, max(num_epochs, 2)], ylim=[0.3, 0.9],
-                        legend=["train loss", "train acc", "test acc"])  # fmt: skip
-    notebook = _in_notebook()
-    for epoch in range(num_epochs):
-        train_loss, train_acc = train_epoch_ch3(net, train_iter, loss, updater)
-        test_acc = evaluate_accuracy(net, test_iter)
-        animator.add(epoch + 1, (train_loss, train_acc, test_acc))
-        if not notebook:
-            print(
-                f"epoch {epoch + 1:3d}/{num_epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
-                f"test acc {test_acc:.4f}",
-                flush=True,
-            )
-    _publish(animator.fig, "train_ch3")
+    _, _, animator = _fit(net, train_iter, test_iter, loss, num_epochs, updater, ylim=[0.3, 0.9])
+    publish(animator.fig, "train_ch3", close=True)
 
 
 def predict_ch3(net: Net, test_iter: Iterable[Batch], n: int = 6) -> None:
@@ -409,5 +313,108 @@ def predict_ch3(net: Net, test_iter: Iterable[Batch], n: int = 6) -> None:
         predicted = net(X).argmax(dim=1)
     trues, preds = get_fashion_mnist_labels(y[:n]), get_fashion_mnist_labels(predicted[:n])
     titles = [f"{true}\n{pred}" for true, pred in zip(trues, preds, strict=True)]
-    fig, _ = _image_figure(X[:n], 1, n, titles, 1.5)
-    _publish(fig, "predict_ch3")
+    fig, _ = image_figure(X[:n], 1, n, titles, 1.5)
+    publish(fig, "predict_ch3", close=True)
+
+
+# ---------------------------------------------------------------- chapters 6 and 7: devices, train_ch6
+
+
+def try_gpu(i: int = 0) -> torch.device:
+    """cuda:i when there are more than i CUDA GPUs, otherwise the CPU."""
+    return torch.device(f"cuda:{i}") if torch.cuda.device_count() > i else torch.device("cpu")
+
+
+def try_all_gpus() -> list[torch.device]:
+    """Every CUDA GPU, or [cpu] when there is none."""
+    return [torch.device(f"cuda:{i}") for i in range(torch.cuda.device_count())] or [torch.device("cpu")]
+
+
+class _Moved:
+    """An iterable of batches (X, y) moved to device one by one, as the book moves them; len() as the iterable's."""
+
+    def __init__(self, batches: Iterable[Batch], device: Device) -> None:
+        self.batches, self.device = batches, device
+
+    def __iter__(self) -> Iterator[Batch]:
+        for X, y in self.batches:
+            yield X.to(self.device), y.to(self.device)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _on_device(data_iter: Iterable[Batch], device: Device | None) -> Iterable[Batch]:
+    """data_iter's batches on device: fmnist's Batches are copied there whole, once, and make every
+    batch there; any other iterable is moved batch by batch. None: left where they are."""
+    if device is None:
+        return data_iter
+    if isinstance(data_iter, data.Batches):
+        return data_iter.to(device)
+    return _Moved(data_iter, device)
+
+
+def evaluate_accuracy_gpu(net: Net, data_iter: Iterable[Batch], device: Device | None = None) -> float:
+    """evaluate_accuracy with the batches on device: by default, for an nn.Module, where its
+    first parameter is; a plain function's batches stay where they are unless device is given."""
+    if device is None and isinstance(net, nn.Module):
+        first = next(net.parameters(), None)
+        device = None if first is None else first.device
+    return evaluate_accuracy(net, _on_device(data_iter, device))
+
+
+def _xavier_uniform(module: nn.Module) -> None:
+    if type(module) in (nn.Linear, nn.Conv2d):  # exactly these types, as the book's init_weights
+        nn.init.xavier_uniform_(module.weight)
+
+
+def train_ch6(
+    net: nn.Module,
+    train_iter: Iterable[Batch],
+    test_iter: Iterable[Batch],
+    num_epochs: int,
+    lr: float,
+    device: Device,
+) -> None:
+    """Train a classifier on device, as the book's chapter 6: Xavier-uniform weights for every
+    nn.Linear and nn.Conv2d, plain SGD at lr on the mean cross-entropy, the test accuracy after
+    every epoch.
+
+    Prints ``training on <device>`` first and, at the end, the last epoch's
+    ``loss 0.469, train acc 0.823, test acc 0.779`` and ``<n> examples/sec on <device>`` (training
+    passes only). In Jupyter the curves are redrawn every epoch; elsewhere one line per epoch
+    is printed and they are saved as fmnist-train_ch6.png (path printed). fmnist's batches are
+    copied to device once and made there, resizing included.
+    """
+    net.apply(_xavier_uniform)
+    print("training on", device)
+    net.to(device)
+    train_batches, test_batches = _on_device(train_iter, device), _on_device(test_iter, device)
+    (train_loss, train_acc, test_acc), speed, animator = _fit(
+        net, train_batches, test_batches, nn.CrossEntropyLoss(), num_epochs, SGD(net.parameters(), lr), ylim=None
+    )
+    print(f"loss {train_loss:.3f}, train acc {train_acc:.3f}, test acc {test_acc:.3f}")
+    print(f"{speed:.1f} examples/sec on {device}")
+    publish(animator.fig, "train_ch6", close=True)
+
+
+class Residual(nn.Module):
+    """The book's residual block (chapter 7.6): two 3x3 convolutions, each followed by batch norm,
+    ReLU between them; the input added (through a 1x1 convolution when use_1x1conv) and a ReLU.
+
+    [B, input_channels, H, W] -> [B, num_channels, ceil(H / strides), ceil(W / strides)];
+    use_1x1conv is needed when the channels or the size change.
+    """
+
+    def __init__(self, input_channels: int, num_channels: int, use_1x1conv: bool = False, strides: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1, stride=strides)
+        self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
+        self.conv3 = nn.Conv2d(input_channels, num_channels, kernel_size=1, stride=strides) if use_1x1conv else None
+        self.bn1 = nn.BatchNorm2d(num_channels)
+        self.bn2 = nn.BatchNorm2d(num_channels)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        Y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(X)))))
+        shortcut = X if self.conv3 is None else self.conv3(X)
+        return torch.relu(Y + shortcut)

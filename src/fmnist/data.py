@@ -360,7 +360,9 @@ class Batches:
     """Mini-batches (X, y) sliced from in-memory tensors; X [B, 1, H, W], y [B].
 
     With shuffle, each pass draws a new permutation from generator (the global RNG when
-    None). The last batch may be smaller. len() is the number of batches.
+    None). The last batch may be smaller. len() is the number of batches. resize, an int n
+    (for (n, n)) or (height, width), scales each batch bilinearly, with antialiasing, on the
+    device that holds the images.
     """
 
     def __init__(
@@ -370,15 +372,37 @@ class Batches:
         batch_size: int,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
-        resize: int | None = None,
+        resize: int | tuple[int, int] | None = None,
         shift: int = 0,
     ) -> None:
         self.images, self.labels = images, labels
-        self.batch_size, self.shuffle, self.generator, self.resize = batch_size, shuffle, generator, resize
+        self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
+        self.resize = None if resize is None else self.image_size(resize)
         self.shift = shift
+        self._copies: dict[torch.device, Batches] = {}
+
+    @staticmethod
+    def image_size(size: int | Sequence[int]) -> tuple[int, int]:
+        """(height, width) from an int n (a square n x n) or a pair; ValueError unless positive integers."""
+        pair = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, Sequence) else ()
+        if len(pair) != 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in pair):
+            raise ValueError(f"resize must be a positive int or a (height, width) pair of them, not {size!r}")
+        return pair
 
     def __len__(self) -> int:
         return -(-len(self.labels) // self.batch_size)
+
+    def to(self, device: torch.device | str) -> Batches:
+        """The same batches made on device: the tensors are copied there on the first call only,
+        so later passes slice, shuffle and resize there. Shuffling still draws from generator
+        (or the global RNG), so the order of the batches does not depend on the device."""
+        device = torch.empty(0, device=device).device  # 'cuda' -> 'cuda:0', as tensors report it
+        if device == self.labels.device:
+            return self
+        if device not in self._copies:
+            self._copies[device] = Batches(self.images.to(device), self.labels.to(device), self.batch_size,
+                                           self.shuffle, self.generator, self.resize, self.shift)  # fmt: skip
+        return self._copies[device]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, size = len(self.labels), self.batch_size
@@ -395,9 +419,7 @@ class Batches:
             if self.shift:
                 X = random_shift(X, self.shift, self.generator)
             if self.resize is not None:
-                X = torch.nn.functional.interpolate(
-                    X, size=(self.resize, self.resize), mode="bilinear", antialias=True
-                )
+                X = torch.nn.functional.interpolate(X, size=self.resize, mode="bilinear", antialias=True)
             yield X, y
 
 

@@ -32,14 +32,19 @@ def image_grid(
     scale: float = 1.5,
     fig: Figure | None = None,
 ) -> tuple[Figure, np.ndarray]:
-    """Grey images in a num_rows x num_cols grid with optional titles, on fig or a new Figure.
+    """Images in a num_rows x num_cols grid with optional titles, on fig or a new Figure.
 
-    images: [N, H, W] or [N, 1, H, W], floats in [0, 1] or uint8, N <= num_rows * num_cols.
-    Returns the figure and the flat array of its Axes (cells beyond N are left blank).
+    images: grey [N, H, W] or [N, 1, H, W], or colour [N, H, W, 3 or 4] (RGB or RGBA); floats
+    in [0, 1] or uint8; N <= num_rows * num_cols. Returns the figure and the flat array of its
+    Axes (cells beyond N are left blank).
     """
     pixels = torch.as_tensor(images).detach().cpu()
-    if pixels.dim() == 4:
+    if pixels.dim() == 4 and pixels.shape[1] == 1:
         pixels = pixels[:, 0]
+    colour = pixels.dim() == 4 and pixels.shape[3] in (3, 4)
+    if pixels.dim() != 3 and not colour:
+        raise ValueError(f"images must be grey [N, H, W] or [N, 1, H, W], or colour [N, H, W, 3]; got "
+                         f"shape {tuple(pixels.shape)} (channels-first colour: permute(0, 2, 3, 1) first)")  # fmt: skip
     if fig is None:
         fig = Figure(figsize=(num_cols * scale, num_rows * scale))
     axes: np.ndarray = fig.subplots(num_rows, num_cols, squeeze=False).flatten()
@@ -47,7 +52,10 @@ def image_grid(
     for i, ax in enumerate(axes):
         _blank(ax)
         if i < len(pixels):
-            ax.imshow(pixels[i].numpy(), cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
+            if colour:  # RGB values are drawn as they are
+                ax.imshow(pixels[i].numpy(), interpolation="nearest")
+            else:
+                ax.imshow(pixels[i].numpy(), cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
             if titles is not None and i < len(titles):
                 ax.set_title(titles[i], fontsize=9)
     fig.tight_layout()
