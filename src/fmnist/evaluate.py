@@ -7,16 +7,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import data, metrics, plots, report
+from . import data, metrics, model, plots, report
 
-PICTURES = ("curves", "confusion", "mistakes")
+PICTURES = ("curves", "confusion", "mistakes", "weights")
 
 
 def evaluate_run(
     run_dir: Path, net: nn.Module, config: dict, dataset: data.FashionMNIST, rows: list[dict], summary: dict
 ) -> dict:
-    """Score net on the test set and write curves.png, confusion.png, mistakes.png and report.html
-    into run_dir; returns test_acc, per_class and most_confused.
+    """Score net on the test set and write curves.png, confusion.png, mistakes.png, weights.png and
+    report.html into run_dir; returns test_acc, per_class and most_confused.
 
     config, rows and summary are the run's config.json, metrics.csv rows and summary.json.
     """
@@ -30,9 +30,24 @@ def evaluate_run(
         "most_confused": metrics.most_confused(confusion, names),
     }
     pictures = {name: run_dir / f"{name}.png" for name in PICTURES}
+    images, probs = dataset.test_images.cpu(), torch.softmax(scores, dim=1)
     plots.plot_curves(rows, pictures["curves"])
     plots.plot_confusion(confusion, names, pictures["confusion"])
-    plots.plot_mistakes(dataset.test_images.cpu(), labels, torch.softmax(scores, dim=1), names, pictures["mistakes"])
+    plots.plot_mistakes(images, labels, probs, names, pictures["mistakes"])
+    plot_weights(net, config["model"], pictures["weights"])
+    del pictures["confusion"]  # the report has the matrix as a table, with the images of each cell
     report.write_report(run_dir / "report.html", config=config, rows=rows, summary=summary,
-                        per_class=result["per_class"], confused=result["most_confused"], pictures=pictures)  # fmt: skip
+                        per_class=result["per_class"], confused=result["most_confused"], confusion=confusion.numpy(),
+                        images=images[:, 0].numpy(), labels=labels.numpy(), probs=probs.numpy(),
+                        pictures=pictures)  # fmt: skip
     return result
+
+
+def plot_weights(net: nn.Module, model_name: str, path: Path) -> None:
+    """weights.png: softmax regression's ten class templates, or the first layer's units or filters."""
+    weights = model.pixel_weights(net)
+    if model_name == "softmax":
+        plots.plot_weights(weights, path, "Weights of each class, in pixel space", list(data.LABELS))
+    else:
+        layer = "filters of the first convolution" if weights.shape[1] < 28 else "hidden units of the first layer"
+        plots.plot_weights(weights, path, f"{model_name}: the {len(weights)} {layer}, in pixel space")
