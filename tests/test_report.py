@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from browser import run_probe
+from browser import CLICK_EVERYTHING, check_clicks, run_probe
 from conftest import make_small_dataset
 from PIL import Image
 
@@ -163,52 +163,6 @@ def test_sprite_holds_every_test_image_at_16_grey_levels(run):
     assert test_set["labels"] == run["labels"].tolist()
     assert test_set["predicted"] == run["probs"].argmax(axis=1).tolist()
     assert np.allclose(test_set["prob"], run["probs"].max(axis=1), atol=5e-4)
-
-
-# Clicks every cell of the confusion matrix and every class name, noting what the viewer then shows.
-CLICK_EVERYTHING = """window.addEventListener("load", () => {
-  const viewer = document.getElementById("viewer");
-  const hidden = viewer.hidden;
-  const shown = (cell) => {
-    cell.click();
-    return {heading: viewer.querySelector("h3").textContent, hidden: viewer.hidden,
-            indices: [...viewer.querySelectorAll("figure.thumb")].map((f) => +f.dataset.index),
-            captions: [...viewer.querySelectorAll("figure.thumb figcaption")].map((c) => c.textContent)};
-  };
-  const cells = [...document.querySelectorAll("td[data-true]")].map((c) => [+c.dataset.true, +c.dataset.predicted, shown(c)]);
-  const classes = [...document.querySelectorAll("td[data-class]")].map((c) => [+c.dataset.class, shown(c)]);
-  const tile = document.querySelector("#viewer .tile");
-  const style = getComputedStyle(tile);
-  const sprite = new Image();
-  sprite.onload = () => { document.title = JSON.stringify({hidden, cells, classes, js: document.body.className,
-    sprite: [sprite.naturalWidth, sprite.naturalHeight], size: [tile.offsetWidth, tile.offsetHeight],
-    position: style.backgroundPosition, index: +tile.parentElement.dataset.index}); };
-  sprite.src = style.backgroundImage.slice(5, -2);
-});"""
-
-
-def check_clicks(result: dict, labels: np.ndarray, probs: np.ndarray, confusion: np.ndarray) -> None:
-    """What CLICK_EVERYTHING saw agrees with the test set: every cell shows exactly its images, most
-    confident first, and every class its most confident mistakes."""
-    names = list(data.LABELS)
-    predicted, confidence = probs.argmax(axis=1), probs.max(axis=1)
-    assert result["hidden"] is True and result["js"] == "js"
-    assert len(result["cells"]) == 100 and len(result["classes"]) == 10
-    for t, p, shown in result["cells"]:
-        expected = np.flatnonzero((labels == t) & (predicted == p))
-        assert len(shown["indices"]) == confusion[t, p] == len(expected)
-        assert sorted(shown["indices"]) == expected.tolist() and not shown["hidden"]
-        assert f"{confusion[t, p]} test images" in shown["heading"]
-        probabilities = [float(c.rsplit("(", 1)[1].rstrip(")")) for c in shown["captions"]]
-        assert all(c.startswith(f"{names[t]} / {names[p]} (") for c in shown["captions"])
-        assert probabilities == sorted(probabilities, reverse=True)
-        assert np.allclose(probabilities, confidence[shown["indices"]], atol=0.0056)  # rounded twice
-    for c, shown in result["classes"]:
-        wrong = np.flatnonzero((labels == c) & (predicted != c))
-        assert len(shown["indices"]) == min(len(wrong), 24) and set(shown["indices"]) <= set(wrong.tolist())
-        left_out = np.setdiff1d(wrong, shown["indices"])
-        if len(left_out):
-            assert confidence[shown["indices"]].min() >= confidence[left_out].max() - 5e-4
 
 
 def test_clicking_a_cell_or_a_class_shows_its_test_images_in_chromium(run, tmp_path):
