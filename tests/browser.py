@@ -59,7 +59,8 @@ CLICK_EVERYTHING = """window.addEventListener("load", () => {
             indices: [...viewer.querySelectorAll("figure.thumb")].map((f) => +f.dataset.index),
             captions: [...viewer.querySelectorAll("figure.thumb figcaption")].map((c) => c.textContent)};
   };
-  const cells = [...document.querySelectorAll("td[data-true]")].map((c) => [+c.dataset.true, +c.dataset.predicted, shown(c)]);
+  const cells = [...document.querySelectorAll("td[data-true]")]
+    .map((c) => [+c.dataset.true, +c.dataset.predicted, shown(c)]);
   const classes = [...document.querySelectorAll("td[data-class]")].map((c) => [+c.dataset.class, shown(c)]);
   const tile = document.querySelector("#viewer .tile");
   const style = getComputedStyle(tile);

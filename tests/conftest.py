@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 from fmnist import data
 
@@ -83,6 +84,20 @@ def small_fmnist(*args: str, **kwargs) -> subprocess.Popen:
     script = Path(__file__).with_name("small_fmnist.py")
     return subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, **kwargs)  # fmt: skip
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> list[Figure]:
+    """The matplotlib figures saved during the test, in order: what was drawn, not only the PNG."""
+    figures = []
+    savefig = Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        figures.append(fig)
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return figures
 
 
 @pytest.fixture(scope="session")

@@ -11,26 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 from PIL import Image
 from safetensors.numpy import load_file
 
 from fmnist import cli, data
 from fmnist.train import Config, train
-
-
-@pytest.fixture
-def drawn(monkeypatch) -> list[Figure]:
-    """The figures saved during the test, in order."""
-    figures = []
-    savefig = Figure.savefig
-
-    def spy(fig, *args, **kwargs):
-        figures.append(fig)
-        return savefig(fig, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", spy)
-    return figures
 
 
 @pytest.fixture

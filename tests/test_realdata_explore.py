@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 from browser import CLICK_EVERYTHING, check_clicks, run_probe
-from matplotlib.figure import Figure
 from PIL import Image
 from safetensors.numpy import load_file
 
@@ -74,17 +73,15 @@ def test_compare_two_real_runs_and_a_damaged_one(real_runs, tmp_path, capsys):
     assert (tmp_path / "cmp" / "compare.html").stat().st_size < 200_000
 
 
-def test_predict_explain_on_a_real_run(real_runs, real_dir, tmp_path, monkeypatch, capsys):
-    figures = []
-    savefig = Figure.savefig
-    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (figures.append(fig), savefig(fig, *a, **k))[1])
+def test_predict_explain_on_a_real_run(real_runs, real_dir, tmp_path, drawn, capsys):
     picture = tmp_path / "explained.png"
-    assert cli.main(["predict", str(real_runs["softmax"]), "--test-index", "0", "--explain", "--plot", str(picture)]) == 0
+    args = ["predict", str(real_runs["softmax"]), "--test-index", "0", "--explain", "--plot", str(picture)]
+    assert cli.main(args) == 0
     assert "(true: ankle boot)" in capsys.readouterr().out
     pixels = gzip.decompress((real_dir / "t10k-images-idx3-ubyte.gz").read_bytes())[16 : 16 + 784]
     x = np.frombuffer(pixels, np.uint8) / np.float32(255)
     weights = load_file(str(real_runs["softmax"] / "model.safetensors"))
     top = int((x @ weights["weight"].T + weights["bias"]).argmax())
-    evidence_ax = figures[0].axes[1]
+    evidence_ax = drawn[0].axes[1]
     assert np.allclose(evidence_ax.images[0].get_array(), (x * weights["weight"][top]).reshape(28, 28), atol=1e-6)
     assert picture.stat().st_size > 0

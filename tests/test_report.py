@@ -22,6 +22,7 @@ from fmnist.checkpoint import load_model, read_json
 from fmnist.report import write_report
 from fmnist.train import Config, train
 
+
 class Page(HTMLParser):
     """Every start tag with its attributes, and the visible text."""
 

@@ -14,20 +14,6 @@ from fmnist import cli, data, evaluate, model, plots
 from fmnist.train import Config, train
 
 
-@pytest.fixture
-def drawn(monkeypatch) -> list[Figure]:
-    """The figures saved during the test, in order."""
-    figures = []
-    savefig = Figure.savefig
-
-    def spy(fig, *args, **kwargs):
-        figures.append(fig)
-        return savefig(fig, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", spy)
-    return figures
-
-
 def class_templates() -> np.ndarray:
     """Each class's mean training image minus the mean of all, [10, 28, 28] in [-1, 1]: a positive band
     where the class is bright, negative where the others are."""

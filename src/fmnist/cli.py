@@ -154,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_predict)
 
     p = commands.add_parser("compare", parents=[data_dir], help="compare finished runs, of any models",
-                            description="Compare runs: one table (best of each column marked with *), the test "
-                            "accuracy of each class side by side, and with --out every run's curves overlaid.")  # fmt: skip
+                            description="Compare runs: one table (best of each column marked with *), the "
+                            "test accuracy of each class side by side, and with --out every run's curves "
+                            "overlaid.")  # fmt: skip
     p.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="two or more run directories")
     p.add_argument("--out", type=Path, metavar="DIR", help="write compare.png and compare.html into DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")

@@ -69,7 +69,9 @@ SCRIPT = """(() => {
     cell.tabIndex = 0;
     cell.setAttribute("role", "button");
     cell.addEventListener("click", action);
-    cell.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); action(); } });
+    cell.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); action(); }
+    });
   };
   for (const cell of document.querySelectorAll("td[data-true]")) {
     const t = +cell.dataset.true, p = +cell.dataset.predicted;
@@ -323,9 +325,9 @@ def _confusion_table(confusion: np.ndarray, names: list[str]) -> str:
     for i, name in enumerate(names):
         cells = []
         for j, fraction in enumerate(fractions[i]):
-            ink = "#fff" if fraction > 0.5 else "#1f2328"
+            shade = f"background: rgba(9, 105, 218, {fraction:.3f}); color: {'#fff' if fraction > 0.5 else '#1f2328'}"
             cells.append(f'<td data-true="{i}" data-predicted="{j}" title="{fraction:.3f} of the row" '
-                         f'style="background: rgba(9, 105, 218, {fraction:.3f}); color: {ink}">{counts[i, j]}</td>')  # fmt: skip
+                         f'style="{shade}">{counts[i, j]}</td>')  # fmt: skip
         body.append(f"<tr><th>{escape(name)}</th>{''.join(cells)}</tr>")
     return _table(head, body).replace("<table>", '<table class="confusion">', 1)
 
