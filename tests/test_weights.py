@@ -84,13 +84,13 @@ def test_weights_png_shows_each_class_template_in_its_colours(tmp_path, drawn):
     evaluate.plot_weights(standardised_model(templates), "softmax", tmp_path / "weights.png")
     fig = drawn[0]
     shown = tiles(rendered_grid(tmp_path / "weights.png", fig))
-    limit = np.abs(templates).max()
     norm = fig.axes[0].images[0].norm
-    assert norm.vmin == -norm.vmax and norm.vmax == pytest.approx(limit, rel=1e-6)  # centred on 0
+    limit = norm.vmax  # a few of the largest weights may lie beyond the ends of the scale
+    assert norm.vmin == -limit and np.percentile(np.abs(templates), 99) <= limit <= np.abs(templates).max()
     assert len(shown) == 10
     for k, tile in enumerate(shown):
         # three steps of the colour map's 256: near white its neighbouring colours differ by 1 in 255
-        assert np.abs(tile - templates[k]).max() <= 3 * 2 * limit / 255
+        assert np.abs(tile - np.clip(templates[k], -limit, limit)).max() <= 3 * 2 * limit / 255
     labels = sorted(fig.axes[0].texts, key=lambda t: (round(t.get_position()[1]), t.get_position()[0]))
     assert [t.get_text() for t in labels] == list(data.LABELS)
     with Image.open(tmp_path / "weights.png") as picture:
@@ -100,15 +100,16 @@ def test_weights_png_shows_each_class_template_in_its_colours(tmp_path, drawn):
 
 
 def test_first_layer_pictures_of_the_other_models(tmp_path, drawn):
-    for name, count in (("mlp", 256), ("cnn", 16), ("lenet", 6)):
+    for name, count, title in (("mlp", 64, "the first 64 of the 256 hidden units"), ("cnn", 16, "the 16 filters"),
+                               ("lenet", 6, "the 6 filters")):  # fmt: skip
         net = model.build(name)
         evaluate.plot_weights(net, name, tmp_path / f"{name}.png")
-        grid = rendered_grid(tmp_path / f"{name}.png", drawn[-1])
-        shown = tiles(grid)
-        assert len(shown) == count and str(count) in drawn[-1].axes[0].get_title()
+        shown = tiles(rendered_grid(tmp_path / f"{name}.png", drawn[-1]))
+        assert len(shown) == count and title in drawn[-1].axes[0].get_title()
         weights = model.pixel_weights(net).numpy()
-        limit = np.abs(weights).max()
-        assert all(np.abs(tile - w).max() <= 3 * 2 * limit / 255 for tile, w in zip(shown, weights, strict=True))
+        limit = drawn[-1].axes[0].images[0].norm.vmax
+        assert all(np.abs(tile - np.clip(w, -limit, limit)).max() <= 3 * 2 * limit / 255
+                   for tile, w in zip(shown, weights[:count], strict=True))  # fmt: skip
 
 
 def test_evidence_sums_with_the_bias_to_the_logit():

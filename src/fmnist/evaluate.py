@@ -10,6 +10,7 @@ from torch import nn
 from . import data, metrics, model, plots, report
 
 PICTURES = ("curves", "confusion", "mistakes", "weights")
+MAX_UNITS = 64  # weights.png of a wide first layer (the mlp's 256 units): these many, a quarter of the bytes
 
 
 def evaluate_run(
@@ -44,10 +45,12 @@ def evaluate_run(
 
 
 def plot_weights(net: nn.Module, model_name: str, path: Path) -> None:
-    """weights.png: softmax regression's ten class templates, or the first layer's units or filters."""
+    """weights.png: softmax regression's ten class templates, or (up to MAX_UNITS of) the first layer's
+    units or filters."""
     weights = model.pixel_weights(net)
     if model_name == "softmax":
         plots.plot_weights(weights, path, "Weights of each class, in pixel space", list(data.LABELS))
-    else:
-        layer = "filters of the first convolution" if weights.shape[1] < 28 else "hidden units of the first layer"
-        plots.plot_weights(weights, path, f"{model_name}: the {len(weights)} {layer}, in pixel space")
+        return
+    layer = "filters of the first convolution" if weights.shape[1] < 28 else "hidden units of the first layer"
+    shown = f"the first {MAX_UNITS} of the {len(weights)}" if len(weights) > MAX_UNITS else f"the {len(weights)}"
+    plots.plot_weights(weights[:MAX_UNITS], path, f"{model_name}: {shown} {layer}, in pixel space")

@@ -68,9 +68,13 @@ SCRIPT = """(() => {
   const clickable = (cell, action) => {
     cell.tabIndex = 0;
     cell.setAttribute("role", "button");
-    cell.addEventListener("click", action);
+    cell.addEventListener("click", () => {
+      document.querySelector("td.selected")?.classList.remove("selected");
+      cell.classList.add("selected");
+      action();
+    });
     cell.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); action(); }
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); cell.click(); }
     });
   };
   for (const cell of document.querySelectorAll("td[data-true]")) {
@@ -125,9 +129,10 @@ table.confusion th { font-size: 13px; }
 .hint { color: #59636e; font-size: 14px; }
 .js td[role=button] { cursor: pointer; }
 .js td[role=button]:hover, .js td[role=button]:focus { outline: 2px solid #0969da; outline-offset: -2px; }
+.js td.selected { outline: 3px solid #cf222e; outline-offset: -3px; }
 #viewer { margin: 16px 0; padding: 12px; border: 1px solid #d0d7de; border-radius: 8px; }
 .thumbs { display: flex; flex-wrap: wrap; gap: 10px; }
-figure.thumb { margin: 0; width: 104px; }
+figure.thumb { margin: 0; width: 84px; }
 figure.thumb figcaption { font-size: 11px; line-height: 1.3; margin-top: 2px; }
 .tile { image-rendering: pixelated; border: 1px solid #eaeef2; }
 """
