@@ -109,3 +109,28 @@ def test_fewer_than_two_usable_runs_is_an_error(runs, capsys):
     assert err[1] == "fmnist: error: only 1 of the 2 runs can be compared, and it takes two."
     assert cli.main(["compare", str(runs["soft"])]) == 2
     assert "two or more run directories" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ({"model.safetensors": b"\x00" * 100}, "model.safetensors is not a valid safetensors file"),
+        ({"metrics.csv": b"epoch,train_loss\n1,0.5\n"}, "metrics.csv lacks some of the columns"),
+        ({"metrics.csv": b"epoch,train_loss,train_acc,test_acc,seconds\n1,x,0.1,0.2,0.3\n"}, "metrics.csv is damaged"),
+        ({"metrics.csv": None}, "metrics.csv is missing"),
+        ({"config.json": b"[1, 2"}, "config.json is not a JSON object"),
+        ({"config.json": None}, "config.json is missing"),
+        ({"metrics.csv": b"epoch,train_loss,train_acc,test_acc,seconds\n"}, "is unfinished (0 of 3 epochs)"),
+    ],
+)
+def test_each_kind_of_damage_is_one_sentence_and_the_others_still_compare(runs, damage, message, capsys):
+    hurt = shutil.copytree(runs["soft"], runs["soft"].with_name("hurt"))
+    for name, content in damage.items():
+        if content is None:
+            (hurt / name).unlink()
+        else:
+            (hurt / name).write_bytes(content)
+    assert cli.main(["compare", str(runs["soft"]), str(hurt), str(runs["mlp"]), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert [row["run"] for row in json.loads(captured.out)["runs"]] == [str(runs["soft"]), str(runs["mlp"])]
+    assert captured.err.count("\n") == 1 and message in captured.err and "Traceback" not in captured.err

@@ -13,6 +13,7 @@ from . import checkpoint, data, metrics, plots, report
 
 # The columns where one value is better: the highest accuracy, the fewest seconds and parameters.
 BEST = {"test_acc": max, "seconds": min, "parameters": min}
+COLUMNS = ("epoch", "train_loss", "test_acc", "seconds")  # of metrics.csv, that compare needs
 
 
 class RunError(Exception):
@@ -35,6 +36,9 @@ def load_run(run_dir: Path, dataset: data.FashionMNIST) -> Run:
         rows = checkpoint.read_metrics(run_dir / "metrics.csv")
     except checkpoint.CheckpointError as e:
         raise RunError(str(e)) from None
+    if any(column not in row for row in rows for column in COLUMNS):
+        raise RunError(f"{run_dir / 'metrics.csv'} lacks some of the columns {', '.join(COLUMNS)}; "
+                       "it is damaged, train again.")  # fmt: skip
     planned = config.get("epochs")
     if not rows or (isinstance(planned, int) and len(rows) < planned):
         raise RunError(f"{run_dir} is unfinished ({len(rows)} of {planned} epochs); finish it with "
@@ -45,7 +49,7 @@ def load_run(run_dir: Path, dataset: data.FashionMNIST) -> Run:
     row = {
         "run": str(run_dir),
         "model": config.get("model"),
-        "recipe": config.get("recipe"),
+        "recipe": str(config.get("recipe", "-")),  # runs made before recipes have none
         "epochs": len(rows),
         "test_acc": metrics.accuracy(confusion),
         "best_epoch": best["epoch"],

@@ -174,12 +174,12 @@ def pixel_weights(net: nn.Module) -> torch.Tensor:
     std = torch.ones(1)
     for layer in net.modules():
         if isinstance(layer, Normalize):
-            std = layer.std
+            std = layer.std.detach().float().cpu()
     # the first weight in parameter order is the first layer's (also for fmnist.scratch's model)
-    weight = next(p for name, p in net.named_parameters() if name.endswith("weight")).detach()
+    weight = next(p for name, p in net.named_parameters() if name.endswith("weight")).detach().float().cpu()
     if weight.dim() == 4:  # convolution [out, 1, k, k]: one channel in, and a global std
-        return (weight[:, 0] / std.reshape(-1, 1, 1)).float().cpu()
-    return (weight / std).reshape(-1, 28, 28).float().cpu()
+        return weight[:, 0] / std.reshape(-1, 1, 1)
+    return (weight / std).reshape(-1, 28, 28)
 
 
 def evidence(net: nn.Module, images: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
