@@ -280,7 +280,7 @@ def _sprite(images: np.ndarray) -> tuple[str, int, int]:
     picture = Image.frombytes("P", (columns * w, rows * h), grid.tobytes())
     picture.putpalette([round(255 * k / (SPRITE_LEVELS - 1)) for k in range(SPRITE_LEVELS) for _ in range(3)])
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", bits=4, compress_level=3)  # level 3: 8% larger than 6, twice as fast
+    picture.save(buffer, format="PNG", bits=4, compress_level=1)  # 10% larger than level 6, a third of the time
     return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}", columns, rows
 
 
