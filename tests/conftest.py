@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 from fmnist import bookplots, data
 
@@ -92,6 +93,20 @@ def wait_for_line(process: subprocess.Popen, prefix: str) -> None:
         if line.startswith(prefix):
             return
     raise AssertionError(f"no line starting {prefix!r}; stderr: {process.stderr.read()}")
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> list[Figure]:
+    """The matplotlib figures saved during the test, in order: what was drawn, not only the PNG."""
+    figures = []
+    savefig = Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        figures.append(fig)
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return figures
 
 
 @pytest.fixture(scope="session")

@@ -23,20 +23,6 @@ from fmnist.data import LABELS
 NAMES = list(LABELS)
 
 
-@pytest.fixture
-def drawn(monkeypatch) -> list[Figure]:
-    """The figures saved during the test, in order."""
-    figures = []
-    savefig = Figure.savefig
-
-    def spy(fig, *args, **kwargs):
-        figures.append(fig)
-        return savefig(fig, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", spy)
-    return figures
-
-
 def png_size(path) -> tuple[int, int]:
     with Image.open(path) as image:
         assert image.format == "PNG"

@@ -43,7 +43,7 @@ def test_train_writes_a_complete_run_directory(small_data, tmp_path):
     summary = train(Config(epochs=3, batch_size=50, lr=0.5), out, log=lambda line: None, progress=False)
     assert sorted(p.name for p in out.iterdir()) == [
         "checkpoint.safetensors", "config.json", "confusion.png", "curves.png", "metrics.csv", "mistakes.png",
-        "model.safetensors", "report.html", "summary.json"]  # fmt: skip
+        "model.safetensors", "report.html", "summary.json", "weights.png"]  # fmt: skip
     with open(out / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "test_acc", "seconds"]

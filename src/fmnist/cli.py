@@ -142,7 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=_picture_path, metavar="FILE", help="also draw each input beside its probabilities")
     p.add_argument("--test-index", type=_number(Range(int, 0, 9_999)), nargs="+", default=[], metavar="I",
                    help="also predict these items of the test set, with their true labels")
+    p.add_argument("--explain", action="store_true",
+                   help="softmax regression: draw beside each picture its evidence map, pixel times weight for the "
+                   "top class, into the --plot picture (default: predictions.png)")  # fmt: skip
     p.set_defaults(run=cmd_predict)
+
+    p = commands.add_parser("compare", parents=[data_dir], help="compare finished runs, of any models",
+                            description="Compare runs: one table (best of each column marked with *), the "
+                            "test accuracy of each class side by side, and with --out every run's curves "
+                            "overlaid.")  # fmt: skip
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="two or more run directories")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write compare.png and compare.html into DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.set_defaults(run=cmd_compare)
 
     p = commands.add_parser("show", parents=[data_dir], help="draw dataset images with their labels as a PNG")
     p.add_argument("--n", type=_number(Range(int, 1, MAX_PICTURES)), default=18, help="how many images (default: 18)")
@@ -255,15 +267,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from . import checkpoint, data, fileio, images, plots
+    from . import checkpoint, data, fileio, images, model, plots
 
     if not args.images and not args.test_index:
         return _fail("give one or more image files, or --test-index.", 2)
+    if args.explain and not args.plot:
+        args.plot = Path("predictions.png")
     if args.plot and len(args.images) + len(args.test_index) > MAX_PICTURES:
         return _fail(f"--plot draws at most {MAX_PICTURES} images; give fewer, or leave out --plot.", 2)
     if args.plot:
         fileio.check_output(args.plot)
-    net, _ = checkpoint.load_model(args.run_dir)
+    net, config = checkpoint.load_model(args.run_dir)
+    if args.explain and config["model"] != "softmax":
+        return _fail(f"--explain works for softmax regression only, and {args.run_dir} holds model "
+                     f"{config['model']!r}, whose decision is not a sum of pixel times weight; leave out --explain.",
+                     2)  # fmt: skip
     names = list(data.LABELS)
     inputs: list[tuple[str, torch.Tensor | str, str | None]] = []  # (name, image or error, true label)
     for path in args.images:
@@ -296,12 +314,36 @@ def cmd_predict(args: argparse.Namespace) -> int:
             answer = r.get("error") or ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"])
             print(f"{r['path']}: {answer}" + (f"  (true: {r['true']})" if "true" in r else ""))
     if args.plot and pictures:
-        plots.plot_predictions(torch.stack([x for x, _ in pictures]), torch.stack(shown), names, args.plot,
-                               [title for _, title in pictures])  # fmt: skip
+        X, P = torch.stack([x for x, _ in pictures]), torch.stack(shown)
+        evidence = model.evidence(net, X, P.argmax(dim=1)) if args.explain else None
+        plots.plot_predictions(X, P, names, args.plot, [title for _, title in pictures], evidence)
         print(f"picture written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     failed = [r for r in results if "error" in r]
     for r in failed if args.json else []:
         print(f"fmnist: error: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import compare, data
+
+    if len(args.runs) < 2:
+        return _fail("compare needs two or more run directories.", 2)
+    dataset = data.load(args.data_dir)
+    runs, failed = [], []
+    for run_dir in args.runs:
+        try:
+            runs.append(compare.load_run(run_dir, dataset))
+        except compare.RunError as e:
+            failed.append({"run": str(run_dir), "error": str(e)})
+            print(f"fmnist: error: {e}", file=sys.stderr)
+    if len(runs) < 2:
+        return _fail(f"only {len(runs)} of the {len(args.runs)} runs can be compared, and it takes two.")
+    result = compare.compare(runs, failed)
+    print(json.dumps(result, indent=2) if args.json else compare.format_text(result))
+    if args.out:
+        written = compare.write(args.out, result, runs)
+        print(f"written: {', '.join(map(str, written))}", file=sys.stderr if args.json else sys.stdout)
     return 1 if failed else 0
 
 

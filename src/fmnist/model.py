@@ -166,3 +166,35 @@ def import_tensors(net: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():
         for name, target in own.items():
             target.copy_(tensors[name])
+
+
+def pixel_weights(net: nn.Module) -> torch.Tensor:
+    """The first layer's weights as pictures in pixel space, float32 [units, h, w] on the CPU.
+
+    Softmax regression: its 10 rows as 28x28, one template per class; mlp: each hidden unit's 784
+    weights as 28x28; cnn and lenet: the first convolution's k x k filters. A Normalize layer in
+    front is folded in (weight / std): then a picture shows, for every model, how much the unit's
+    input changes per unit of pixel brightness (pixels in [0, 1]), with or without standardisation.
+    """
+    std = torch.ones(1)
+    for layer in net.modules():
+        if isinstance(layer, Normalize):
+            std = layer.std.detach().float().cpu()
+    # the first weight in parameter order is the first layer's (also for fmnist.scratch's model)
+    weight = next(p for name, p in net.named_parameters() if name.endswith("weight")).detach().float().cpu()
+    if weight.dim() == 4:  # convolution [out, 1, k, k]: one channel in, and a global std
+        return weight[:, 0] / std.reshape(-1, 1, 1)
+    return (weight / std).reshape(-1, 28, 28)
+
+
+def evidence(net: nn.Module, images: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Pixel times weight for each image's class, float32 [N, 28, 28]: softmax regression only.
+
+    images: [N, 1, 28, 28] pixels in [0, 1]; classes: int64 [N]. The weights are in pixel space
+    (pixel_weights), so an image's map sums, with the class's bias in pixel space
+    (bias - weight @ (mean / std)), to its logit. ValueError for any other model, whose
+    decision is not a sum over pixels.
+    """
+    if not isinstance(net, SoftmaxRegression):
+        raise ValueError("only softmax regression scores a class as a sum of pixel times weight")
+    return images.detach().cpu().reshape(-1, 28, 28) * pixel_weights(net)[classes.cpu()]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -22,6 +23,8 @@ from .fileio import write_atomic
 DPI = 100
 HIGHLIGHT, MUTED = "tab:blue", "#b8c4d0"  # the predicted class's bar, the other bars
 MISTAKE_COLUMNS = 6
+# weights and evidence: red where a bright pixel adds to the score, blue where it takes away, white at 0
+DIVERGING = colormaps["RdBu_r"].with_extremes(bad="white")
 
 
 def image_grid(
@@ -96,6 +99,26 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
+def plot_comparison(runs: list[tuple[str, list[dict]]], path: Path) -> None:
+    """Several runs' curves overlaid as a PNG: test accuracy (left) and training loss (right) per epoch,
+    one colour per run, named in the legend.
+
+    runs: (name, metrics.csv rows) per run, as plot_curves takes them.
+    """
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    acc_ax, loss_ax = fig.subplots(1, 2)
+    for name, rows in runs:
+        acc_ax.plot(*_series(rows, "test_acc"), marker="o", markersize=3, label=_shorten(name, 40))
+        loss_ax.plot(*_series(rows, "train_loss"), marker="o", markersize=3, label=_shorten(name, 40))
+    acc_ax.set(title="Test accuracy", xlabel="epoch", ylabel="fraction correct")
+    loss_ax.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy per example")
+    for ax in (acc_ax, loss_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    acc_ax.legend(fontsize=9)
+    save_figure(fig, path)
+
+
 def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
     """(epochs, values) of the rows that hold a value under key."""
     kept = [row for row in rows if row.get(key) not in (None, "")]
@@ -119,6 +142,39 @@ def plot_confusion(confusion: torch.Tensor, names: Sequence[str], path: Path) ->
         text = "0" if counts[i, j] == 0 else "<0.01" if value < 0.005 else f"{value:.2f}"
         ax.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if value > 0.5 else "black")
     fig.colorbar(image, ax=ax, shrink=0.85, label="fraction of the true class")
+    save_figure(fig, path)
+
+
+def plot_weights(weights: torch.Tensor, path: Path, title: str, titles: Sequence[str] | None = None) -> None:
+    """Weight pictures as a PNG: one tile per unit in a grid, on one diverging colour scale centred on 0
+    that reaches the 99.5th percentile of |weight| (a few larger values are drawn at its ends).
+
+    weights: float [N, h, w] (fmnist.model.pixel_weights); titles: N labels written above the tiles.
+    The grid is one image (white gaps between tiles), so it costs one imshow however many tiles.
+    """
+    tiles = weights.detach().cpu().double().numpy()
+    n, h, w = tiles.shape
+    columns = 5 if n == 10 else min(n, 16)
+    rows = -(-n // columns)
+    gap = max(1, h // 7)
+    top = h // 4 if titles is not None else 0  # room for the labels, in pixels of the grid
+    grid = np.full((rows * (top + h + gap) - gap, columns * (w + gap) - gap), np.nan)
+    for i, tile in enumerate(tiles):
+        y, x = (i // columns) * (top + h + gap) + top, (i % columns) * (w + gap)
+        grid[y : y + h, x : x + w] = tile
+    # not the largest: pixels that are almost always 0 get large weights from a standardisation with a
+    # small std, and would wash out every other pixel
+    limit = float(np.percentile(np.abs(tiles), 99.5)) or 1.0
+    inches = min(1.6, 9 / columns)
+    fig = Figure(figsize=(columns * inches + 1.4, rows * inches * (top + h) / h + 0.6), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(grid, cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
+    for i, label in enumerate(titles or []):
+        y, x = (i // columns) * (top + h + gap) + top, (i % columns) * (w + gap)
+        ax.text(x + (w - 1) / 2, y - 1.5, label, ha="center", va="bottom", fontsize=10)
+    _blank(ax)
+    ax.set_title(title, fontsize=11)
+    fig.colorbar(image, ax=ax, shrink=0.8, extend="both", label="weight per unit of pixel brightness")
     save_figure(fig, path)
 
 
@@ -159,20 +215,35 @@ def plot_mistakes(
 
 
 def plot_predictions(
-    images: torch.Tensor, probs: torch.Tensor, names: Sequence[str], path: Path, titles: Sequence[str]
+    images: torch.Tensor,
+    probs: torch.Tensor,
+    names: Sequence[str],
+    path: Path,
+    titles: Sequence[str],
+    evidence: torch.Tensor | None = None,
 ) -> None:
-    """One row per image as a PNG: the model's input on the left, the C class probabilities as bars on the right.
+    """One row per image as a PNG: the model's input on the left, the C class probabilities as bars on the right,
+    and in between, when given, the image's evidence map.
 
-    images: float [N, 1, 28, 28] in [0, 1]; probs: float [N, C]; titles: N strings (e.g. file names).
+    images: float [N, 1, 28, 28] in [0, 1]; probs: float [N, C]; titles: N strings (e.g. file names);
+    evidence: float [N, 28, 28], pixel times weight for the top class (fmnist.model.evidence), drawn on
+    a diverging scale centred on 0 and symmetric for each image.
     """
     pixels, probs = images.detach().cpu(), probs.detach().cpu()
-    fig = Figure(figsize=(7.5, 2.2 * len(pixels)), layout="constrained")
-    axes = fig.subplots(len(pixels), 2, squeeze=False, width_ratios=[1, 2.6])
-    for (image_ax, bar_ax), image, p, title in zip(axes, pixels, probs, titles, strict=True):
+    ratios = [1, 2.6] if evidence is None else [1, 1, 2.6]
+    fig = Figure(figsize=(7.5 + 2.2 * (len(ratios) - 2), 2.2 * len(pixels)), layout="constrained")
+    axes = fig.subplots(len(pixels), len(ratios), squeeze=False, width_ratios=ratios)
+    for i, (image, p, title) in enumerate(zip(pixels, probs, titles, strict=True)):
+        image_ax, bar_ax = axes[i, 0], axes[i, -1]
         image_ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
         _blank(image_ax)
         top = int(p.argmax())
-        bar_ax.barh(range(len(names)), p.numpy(), color=[HIGHLIGHT if i == top else MUTED for i in range(len(names))])
+        if evidence is not None:
+            limit = float(evidence[i].abs().max()) or 1.0
+            axes[i, 1].imshow(evidence[i].numpy(), cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
+            axes[i, 1].set_title(f"evidence for {names[top]}", fontsize=9)
+            _blank(axes[i, 1])
+        bar_ax.barh(range(len(names)), p.numpy(), color=[HIGHLIGHT if k == top else MUTED for k in range(len(names))])
         bar_ax.set_yticks(range(len(names)), names, fontsize=8)
         bar_ax.get_yticklabels()[top].set_fontweight("bold")
         bar_ax.invert_yaxis()
@@ -182,7 +253,9 @@ def plot_predictions(
         bar_ax.text(best - 0.02 if inside else best + 0.02, top, f"{best:.2f}", va="center", fontsize=8,
                     ha="right" if inside else "left", color="white" if inside else "black")  # fmt: skip
         bar_ax.set_title(_shorten(title), loc="left", fontsize=10)
-    axes[-1, 1].set_xlabel("probability")
+    axes[-1, -1].set_xlabel("probability")
+    if evidence is not None:
+        fig.suptitle("evidence: pixel times weight; red pushed towards the class, blue away", fontsize=10)
     save_figure(fig, path)
 
 

@@ -1,15 +1,24 @@
-"""report.html: one self-contained page about a run (inline CSS, pictures as data: URIs, no scripts).
+"""report.html: one self-contained page about a run (inline CSS and script, pictures as data: URIs).
 
 The page loads nothing from anywhere (its Content-Security-Policy forbids it), so it can be
-mailed, archived or opened offline.
+mailed, archived or opened offline. Its one script (SCRIPT, allowed by its hash and by nothing
+else) makes the confusion matrix and the per-class table clickable: it shows the test images of
+a cell, or a class's most confident mistakes, cut from one sprite picture of the whole test set.
+Without JavaScript every table and picture still shows.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
+import json
 import mimetypes
 from html import escape
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from .fileio import write_atomic
 
@@ -17,10 +26,74 @@ CAPTIONS = {
     "curves": "Training curves: mean cross-entropy per training example, and accuracy per epoch.",
     "confusion": "Confusion matrix on the test set: each row is a true class, split over the predicted classes.",
     "mistakes": "The test images the model got wrong with the highest confidence: true / predicted (probability).",
+    "weights": "The first layer's weights as pictures in pixel space (softmax regression: one template per "
+    "class). Red: a bright pixel there raises the score; blue: it lowers it; white: no effect.",
+    "compare": "Every run's test accuracy and training loss per epoch.",
 }
 
 # The browser itself refuses any request: only the inline style and data: pictures may load.
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+THUMB = 56  # pixels on the page of one test image in the explorer: its 28 pixels, twice as large
+SPRITE_COLUMNS = 100  # test images per row of the sprite
+SPRITE_LEVELS = 16  # grey levels: the sprite is 4-bit, half the bytes of 8-bit and alike at this size
+MISTAKES_SHOWN = 24  # a class's most confident mistakes shown when its name is clicked
+
+# Fills #viewer with the test images of a clicked confusion cell (td[data-true][data-predicted]) or of
+# a clicked class's mistakes (td[data-class]), from the JSON in #test-set. Constant: the page's
+# Content-Security-Policy allows exactly this script by its SHA-256.
+SCRIPT = """(() => {
+  const d = JSON.parse(document.getElementById("test-set").textContent);
+  const viewer = document.getElementById("viewer");
+  document.body.classList.add("js");
+  const thumb = (i) => {
+    const figure = document.createElement("figure");
+    figure.className = "thumb";
+    figure.dataset.index = i;
+    const tile = document.createElement("div");
+    tile.className = "tile";
+    tile.style.backgroundPosition = `${-(i % d.columns) * d.size}px ${-Math.floor(i / d.columns) * d.size}px`;
+    const caption = document.createElement("figcaption");
+    caption.textContent = `${d.names[d.labels[i]]} / ${d.names[d.predicted[i]]} (${d.prob[i].toFixed(2)})`;
+    figure.append(tile, caption);
+    return figure;
+  };
+  const show = (heading, items) => {
+    viewer.hidden = false;
+    viewer.querySelector("h3").textContent = heading;
+    viewer.querySelector(".thumbs").replaceChildren(...items.map(thumb));
+    viewer.scrollIntoView({ block: "nearest" });
+  };
+  const select = (keep) => d.labels.map((_, i) => i).filter(keep).sort((a, b) => d.prob[b] - d.prob[a] || a - b);
+  const clickable = (cell, action) => {
+    cell.tabIndex = 0;
+    cell.setAttribute("role", "button");
+    cell.addEventListener("click", () => {
+      document.querySelector("td.selected")?.classList.remove("selected");
+      cell.classList.add("selected");
+      action();
+    });
+    cell.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); cell.click(); }
+    });
+  };
+  for (const cell of document.querySelectorAll("td[data-true]")) {
+    const t = +cell.dataset.true, p = +cell.dataset.predicted;
+    clickable(cell, () => {
+      const items = select((i) => d.labels[i] === t && d.predicted[i] === p);
+      show(`true ${d.names[t]}, predicted ${d.names[p]}: ${items.length} test images, most confident first`, items);
+    });
+  }
+  for (const cell of document.querySelectorAll("td[data-class]")) {
+    const c = +cell.dataset.class;
+    clickable(cell, () => {
+      const items = select((i) => d.labels[i] === c && d.predicted[i] !== c);
+      const shown = items.slice(0, d.mistakes);
+      show(`${d.names[c]}: the ${shown.length} most confident of its ${items.length} mistakes`, shown);
+    });
+  }
+})();"""
+SCRIPT_POLICY = f"{POLICY}; script-src 'sha256-{base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()}'"
 
 STYLE = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
@@ -48,6 +121,20 @@ tbody tr:hover { background: #f6f8fa; }
 figure { margin: 16px 0 28px; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
 figcaption { color: #59636e; font-size: 14px; margin-top: 6px; }
+td.best { font-weight: 700; }
+table.confusion td { text-align: right; min-width: 38px; font-variant-numeric: tabular-nums; }
+table.confusion th { font-size: 13px; }
+.js-only { display: none; }
+.js .js-only { display: block; }
+.hint { color: #59636e; font-size: 14px; }
+.js td[role=button] { cursor: pointer; }
+.js td[role=button]:hover, .js td[role=button]:focus { outline: 2px solid #0969da; outline-offset: -2px; }
+.js td.selected { outline: 3px solid #cf222e; outline-offset: -3px; }
+#viewer { margin: 16px 0; padding: 12px; border: 1px solid #d0d7de; border-radius: 8px; }
+.thumbs { display: flex; flex-wrap: wrap; gap: 10px; }
+figure.thumb { margin: 0; width: 84px; }
+figure.thumb figcaption { font-size: 11px; line-height: 1.3; margin-top: 2px; }
+.tile { image-rendering: pixelated; border: 1px solid #eaeef2; }
 """
 
 
@@ -59,24 +146,38 @@ def write_report(
     summary: dict,
     per_class: list[dict],
     confused: list[dict],
+    confusion: np.ndarray,
+    images: np.ndarray,
+    labels: np.ndarray,
+    probs: np.ndarray,
     pictures: dict[str, Path],
 ) -> None:
     """Write the run's report as one self-contained HTML file at path (atomically).
 
     config: config.json's content; rows: metrics.csv rows; summary: summary.json (test_acc etc. in [0, 1]);
     per_class: fmnist.metrics.per_class rows; confused: fmnist.metrics.most_confused rows;
-    pictures: name -> PNG path, embedded in order ("curves", "confusion", "mistakes" get captions).
+    confusion: int counts [C, C] (row = true class); images: the test images, floats [N, 28, 28] in [0, 1];
+    labels: their classes, ints [N]; probs: the model's probabilities [N, C];
+    pictures: name -> PNG path, embedded in order (names of CAPTIONS get their caption).
     """
     run = path.parent.name or "run"
+    names = [row["label"] for row in per_class]
     body = [
         f"<h1>fmnist run {escape(run)}</h1>",
         f'<p class="subtitle">{escape(_describe(config))}</p>',
         _stats(summary),
         "<h2>Test set, class by class</h2>",
         '<div class="columns">',
-        f"<div><h3>Precision and recall per class</h3>{_per_class_table(per_class)}</div>",
+        f"<div><h3>Precision and recall per class</h3>{_per_class_table(per_class)}"
+        '<p class="hint js-only">Click a class to see its most confident mistakes.</p></div>',
         f"<div><h3>Most confused pairs</h3>{_confused_table(confused)}</div>",
         "</div>",
+        "<h2>Confusion matrix</h2>",
+        '<p class="hint">Test images per true class (rows) and predicted class (columns); the shade is the '
+        "fraction of the row.</p>",
+        _confusion_table(confusion, names),
+        '<p class="hint js-only">Click a cell to see its test images.</p>',
+        '<section id="viewer" hidden><h3></h3><div class="thumbs"></div></section>',
         "<h2>Pictures</h2>",
         *(_figure(name, picture) for name, picture in pictures.items()),
         "<h2>Per epoch</h2>",
@@ -84,21 +185,103 @@ def write_report(
         "<h2>Configuration</h2>",
         _config_table(config),
     ]
-    page = "\n".join(
+    write_atomic(path, _page(f"fmnist report: {run}", body, _explorer(images, labels, probs, names)))
+
+
+def write_comparison(path: Path, result: dict, picture: Path) -> None:
+    """Write fmnist.compare's result (its tables) and picture as one self-contained HTML file, atomically."""
+    table, best = result["runs"], result["best"]
+    head = _row(["run", "model", "recipe", "epochs", "test accuracy", "best epoch", "seconds", "parameters"], "th",
+                numeric={3, 4, 5, 6, 7})  # fmt: skip
+    body = []
+    for row in table:
+        cells = [escape(row["run"]), escape(str(row["model"])), escape(str(row["recipe"])), str(row["epochs"]),
+                 _best(_percent(row["test_acc"]), row["run"] in best["test_acc"]), str(row["best_epoch"]),
+                 _best(f"{row['seconds']:.1f}", row["run"] in best["seconds"]),
+                 _best(f"{row['parameters']:,}", row["run"] in best["parameters"])]  # fmt: skip
+        body.append(_html_row(cells, "td", {3, 4, 5, 6, 7}))
+    names = [row["run"] for row in table]
+    class_head = _row(["class", *names], "th", numeric=set(range(1, len(names) + 1)))
+    class_body = []
+    for label, winners in result["class_winners"].items():
+        cells = [_best(_percent(row["per_class"][label]), row["run"] in winners) for row in table]
+        class_body.append(_html_row([escape(label), *cells], "td", set(range(1, len(names) + 1))))
+    wins = [str(sum(name in winners for winners in result["class_winners"].values())) for name in names]
+    class_body.append(_html_row(["<b>classes won</b>", *wins], "td", set(range(1, len(names) + 1))))
+    failed = "".join(f"<li>{escape(f['error'])}</li>" for f in result["failed"])
+    page = [
+        f"<h1>fmnist: {len(table)} runs compared</h1>",
+        '<p class="subtitle">Each model scored again on the test set. In bold, the best of each column (highest '
+        "accuracy, fewest seconds, fewest parameters) and the best run for each class.</p>",
+        _table(head, body),
+        *([f"<h3>Left out</h3><ul>{failed}</ul>"] if failed else []),
+        "<h2>Test accuracy per class</h2>",
+        _table(class_head, class_body),
+        "<h2>Curves</h2>",
+        _figure("compare", picture),
+    ]
+    write_atomic(path, _page("fmnist: runs compared", page))
+
+
+def _best(text: str, best: bool) -> str:
+    """Escaped text, in bold with a * when best."""
+    return f"<b>{escape(text)}*</b>" if best else escape(text)
+
+
+def _page(title: str, body: list[str], script: str = "") -> bytes:
+    """A whole HTML page: STYLE, body, and script (with the policy that allows SCRIPT) when given."""
+    return "\n".join(
         [
             "<!DOCTYPE html>",
             '<html lang="en">',
             '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
-            f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">',
-            f"<title>fmnist report: {escape(run)}</title>",
+            f'<meta http-equiv="Content-Security-Policy" content="{SCRIPT_POLICY if script else POLICY}">',
+            f"<title>{escape(title)}</title>",
             f"<style>{STYLE}</style></head>",
             "<body><main>",
             *body,
-            "</main></body></html>",
+            "</main>",
+            script,
+            "</body></html>",
             "",
         ]
-    )
-    write_atomic(path, page.encode())
+    ).encode()
+
+
+def _explorer(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, names: list[str]) -> str:
+    """The test set for SCRIPT: the sprite as a style rule, the labels, predictions and
+    probabilities as JSON, and SCRIPT itself."""
+    sprite, columns, rows = _sprite(images)
+    test_set = {
+        "names": names,
+        "labels": np.asarray(labels).tolist(),
+        "predicted": np.asarray(probs).argmax(axis=1).tolist(),
+        "prob": np.asarray(probs, np.float64).max(axis=1).round(3).tolist(),
+        "columns": columns,
+        "size": THUMB,
+        "mistakes": MISTAKES_SHOWN,
+    }
+    style = (f".tile {{ width: {THUMB}px; height: {THUMB}px; background-image: url({sprite}); "
+             f"background-size: {columns * THUMB}px {rows * THUMB}px; }}")  # fmt: skip
+    data = json.dumps(test_set, separators=(",", ":")).replace("</", "<\\/")  # JSON cannot end the element
+    return (f"<style>{style}</style>\n<script type=\"application/json\" id=\"test-set\">{data}</script>\n"
+            f"<script>{SCRIPT}</script>")  # fmt: skip
+
+
+def _sprite(images: np.ndarray) -> tuple[str, int, int]:
+    """The images [N, h, w] (floats in [0, 1]) in one grey PNG, image i at row i // columns and
+    column i % columns, with SPRITE_LEVELS grey levels; returns its data: URI, columns and rows."""
+    n, h, w = images.shape
+    columns = min(n, SPRITE_COLUMNS)
+    rows = -(-n // columns)
+    levels = np.zeros((rows * columns, h, w), np.uint8)
+    levels[:n] = np.rint(np.clip(images, 0, 1) * (SPRITE_LEVELS - 1))
+    grid = levels.reshape(rows, columns, h, w).transpose(0, 2, 1, 3).reshape(rows * h, columns * w)
+    picture = Image.frombytes("P", (columns * w, rows * h), grid.tobytes())
+    picture.putpalette([round(255 * k / (SPRITE_LEVELS - 1)) for k in range(SPRITE_LEVELS) for _ in range(3)])
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", bits=4, compress_level=1)  # 10% larger than level 6, a third of the time
+    return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}", columns, rows
 
 
 def _describe(config: dict) -> str:
@@ -126,13 +309,32 @@ def _stat(name: str, value: str, kind: str = "stat") -> str:
 
 
 def _per_class_table(per_class: list[dict]) -> str:
+    """The per-class table; each class's name cell carries data-class for SCRIPT."""
     head = _row(["class", "test images", "precision", "recall", "accuracy"], "th", {1, 2, 3, 4}, "<th></th>")
     body = []
     for row in per_class:
-        cells = [row["label"], str(row["support"])] + [_percent(row[k]) for k in ("precision", "recall", "accuracy")]
+        cells = [str(row["support"])] + [_percent(row[k]) for k in ("precision", "recall", "accuracy")]
         bar = f'<td><span class="bar" style="width:{100 * float(row["accuracy"]):.0f}px"></span></td>'
-        body.append(_row(cells, "td", {1, 2, 3, 4}, bar))
+        name = f'<td data-class="{int(row["index"])}">{escape(row["label"])}</td>'
+        body.append(_row(cells, "td", {0, 1, 2, 3}, bar, lead=name))
     return _table(head, body)
+
+
+def _confusion_table(confusion: np.ndarray, names: list[str]) -> str:
+    """Counts [C, C] as a table, each cell shaded by its fraction of the row and carrying
+    data-true and data-predicted for SCRIPT."""
+    counts = np.asarray(confusion)
+    fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    head = "<tr><th>true \\ predicted</th>" + "".join(f"<th>{escape(name)}</th>" for name in names) + "</tr>"
+    body = []
+    for i, name in enumerate(names):
+        cells = []
+        for j, fraction in enumerate(fractions[i]):
+            shade = f"background: rgba(9, 105, 218, {fraction:.3f}); color: {'#fff' if fraction > 0.5 else '#1f2328'}"
+            cells.append(f'<td data-true="{i}" data-predicted="{j}" title="{fraction:.3f} of the row" '
+                         f'style="{shade}">{counts[i, j]}</td>')  # fmt: skip
+        body.append(f"<tr><th>{escape(name)}</th>{''.join(cells)}</tr>")
+    return _table(head, body).replace("<table>", '<table class="confusion">', 1)
 
 
 def _confused_table(confused: list[dict]) -> str:
@@ -182,12 +384,18 @@ def _table(head: str, body: list[str]) -> str:
     return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _row(cells: list[str], tag: str, numeric: set[int], extra: str = "") -> str:
-    """A table row of escaped cells (tag "td" or "th"), right-aligned where numeric holds the cell's index."""
-    parts = []
+def _row(cells: list[str], tag: str, numeric: set[int], extra: str = "", lead: str = "") -> str:
+    """A table row of escaped cells (tag "td" or "th"), right-aligned where numeric holds the cell's index,
+    between the HTML lead and extra."""
+    return _html_row([escape(cell) for cell in cells], tag, numeric, extra, lead)
+
+
+def _html_row(cells: list[str], tag: str, numeric: set[int], extra: str = "", lead: str = "") -> str:
+    """_row for cells that are HTML already."""
+    parts = [lead]
     for i, cell in enumerate(cells):
         align = ' class="num"' if i in numeric else ""
-        parts.append(f"<{tag}{align}>{escape(cell)}</{tag}>")
+        parts.append(f"<{tag}{align}>{cell}</{tag}>")
     return f"<tr>{''.join(parts)}{extra}</tr>"
 
 
