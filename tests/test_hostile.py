@@ -13,6 +13,7 @@ import stat
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def test_a_run_directory_has_one_owner_at_a_time(small_data, tmp_path):
     out = tmp_path / "run"
     owner = small_fmnist("train", "--out", str(out), "--epochs", "5000", "--batch-size", "10", "--seed", "0")
     wait_for_line(owner, "epoch   2/")
+    drain = threading.Thread(target=owner.stdout.read, daemon=True)  # its epoch lines must not fill the pipe
+    drain.start()
     for args in (["train", "--out", str(out), "--seed", "1"], ["train", "--out", str(out), "--force", "--seed", "1"],
                  ["train", "--out", str(out), "--resume", "--epochs", "6000"], ["eval", str(out)]):  # fmt: skip
         second = small_fmnist(*args)
@@ -64,8 +67,8 @@ def test_a_run_directory_has_one_owner_at_a_time(small_data, tmp_path):
         assert second.returncode == 1 and IN_USE in err, err
         _one_line_error(err)
     owner.send_signal(signal.SIGINT)
-    owner.communicate(timeout=60)
-    assert owner.returncode == 130
+    assert owner.wait(timeout=60) == 130
+    drain.join(timeout=60)
     saved = checkpoint.read_checkpoint(out / CHECKPOINT)
     assert json.loads((out / "config.json").read_text())["seed"] == 0  # nothing of seed 1 got in
     assert checkpoint.read_metrics(out / "metrics.csv") == saved.rows
@@ -497,3 +500,20 @@ def test_images_keep_their_exif_orientation(real_dir, tmp_path):
     upright.save(tmp_path / "upright.png")
     turned, straight = images.load_image(tmp_path / "phone.jpg"), images.load_image(tmp_path / "upright.png")
     assert torch.allclose(turned, straight, atol=0.1)
+
+
+def test_ctrl_c_waits_while_an_epochs_files_are_written():
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with fileio.uninterrupted():
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # a signal is handled between bytecodes: give it every chance to cut in
+                reached.append(1)
+        reached.append("after the block")
+    assert len(reached) == 1000  # the block ran to its end, and Ctrl-C came right after it
+
+
+def test_predict_plot_draws_at_most_100_rows(run_dir, capsys):
+    indices = [str(i) for i in range(101)]
+    assert cli.main(["predict", str(run_dir), "--test-index", *indices, "--plot", "p.png"]) == 2
+    assert "--plot draws at most 100 images" in capsys.readouterr().err

@@ -111,6 +111,18 @@ def test_select_mistakes_takes_wrong_items_most_confident_first():
     assert plots.select_mistakes(labels, torch.eye(6), 10).tolist() == []
 
 
+def labelled_tiles(ax, side: int = 28) -> list[tuple[str, np.ndarray]]:
+    """(label, pixels) of each tile of a plots.plot_tiles grid: the label is drawn centred just above its
+    tile, so its position says where the tile is in the grid's one image."""
+    grid = ax.images[0].get_array()
+    tiles = []
+    for text in ax.texts:
+        x, y = text.get_position()
+        left, top = round(x - (side - 1) / 2), round(y + 1.5)
+        tiles.append((text.get_text(), np.ma.filled(grid[top : top + side, left : left + side], np.nan)))
+    return tiles
+
+
 def test_mistakes_grid_shows_only_misclassified_images(tmp_path, drawn):
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(40, 1, 28, 28, generator=generator)
@@ -124,13 +136,14 @@ def test_mistakes_grid_shows_only_misclassified_images(tmp_path, drawn):
 
     order = sorted(wrong, key=lambda i: -wrong[i][1])
     expected = [f"{NAMES[int(labels[i])]} / {NAMES[wrong[i][0]]} ({wrong[i][1]:.2f})" for i in order]
-    shown = [ax for ax in drawn[0].axes if ax.images]
-    assert [ax.get_title() for ax in shown] == expected
-    for ax, i in zip(shown, order, strict=True):
-        assert np.array_equal(ax.images[0].get_array(), images[i, 0].numpy())
-    columns = plots.MISTAKE_COLUMNS
-    scale = 2.2 * plots.DPI
-    assert png_size(tmp_path / "mistakes.png") == (round(columns * scale), round(2 * scale))  # 7 images: 2 rows
+    (grid,) = drawn[0].axes  # one image for the whole grid
+    tiles = labelled_tiles(grid)
+    assert [label for label, _ in tiles] == expected
+    for (_, pixels), i in zip(tiles, order, strict=True):
+        np.testing.assert_array_equal(pixels, images[i, 0].double().numpy())
+    width, height = png_size(tmp_path / "mistakes.png")
+    assert width > 5 * height / 2 * 0.8  # 7 images: one row of 6 and one of 1
+    assert drawn[0].texts[0].get_text().startswith("Misclassified: true / predicted")
 
 
 def test_mistakes_grid_keeps_n_and_says_when_there_are_none(tmp_path, drawn):
@@ -138,26 +151,52 @@ def test_mistakes_grid_keeps_n_and_says_when_there_are_none(tmp_path, drawn):
     probs = torch.full((30, 10), 0.02)
     probs[:, 3] = 0.82
     plots.plot_mistakes(torch.rand(30, 1, 28, 28), labels, probs, NAMES, tmp_path / "some.png", n=12)
-    assert sum(1 for ax in drawn[0].axes if ax.images) == 12
+    assert len(labelled_tiles(drawn[0].axes[0])) == 12
     plots.plot_mistakes(torch.rand(30, 1, 28, 28), labels, torch.eye(10)[labels], NAMES, tmp_path / "none.png")
     assert png_size(tmp_path / "none.png")
     assert "No misclassified images." in [t.get_text() for t in drawn[1].texts]
 
 
-def title_boxes(fig: Figure) -> list:
-    renderer = FigureCanvasAgg(fig).get_renderer()
-    return [ax.title.get_window_extent(renderer) for ax in fig.axes if ax.get_title()]
-
-
-def test_longest_mistake_titles_neither_overlap_nor_leave_the_figure(tmp_path, drawn):
+def test_longest_mistake_labels_neither_overlap_nor_leave_the_figure(tmp_path, drawn):
     labels = torch.tensor([9, 2] * 12)  # "ankle boot / pullover (1.00)" and "pullover / ankle boot (1.00)"
     probs = torch.zeros(24, 10)
     probs[torch.arange(24), 11 - labels] = 1.0
     plots.plot_mistakes(torch.rand(24, 1, 28, 28), labels, probs, NAMES, tmp_path / "mistakes.png")
-    boxes = title_boxes(drawn[0])
+    renderer = FigureCanvasAgg(drawn[0]).get_renderer()
+    boxes = [text.get_window_extent(renderer) for text in drawn[0].axes[0].texts]
     assert len(boxes) == 24
-    assert all(box.x0 >= 0 and box.x1 <= drawn[0].bbox.x1 for box in boxes)
+    assert all(box.x0 >= 0 and box.x1 <= drawn[0].bbox.x1 and box.y1 <= drawn[0].bbox.y1 for box in boxes)
     assert not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2))
+
+
+@pytest.mark.parametrize("n", [1, 40, 400])
+def test_a_grid_costs_the_same_few_artists_however_many_images(tmp_path, drawn, n):
+    plots.plot_tiles(torch.rand(n, 1, 28, 28), [str(i) for i in range(n)], tmp_path / "grid.png", 9, 1.2)
+    assert len(drawn[0].axes) == 1 and len(drawn[0].axes[0].images) == 1 and len(drawn[0].axes[0].texts) == n
+    width, height = png_size(tmp_path / "grid.png")
+    assert width == round(drawn[0].get_figwidth() * plots.DPI)
+
+
+def prediction_rows(fig, n: int, names=NAMES) -> list[dict]:
+    """What plots.plot_predictions drew for each of n rows: picture, evidence map (if any), bar widths and
+    colours, the class names written beside the bars, the row's title."""
+    *pictures, bars = fig.axes
+    side = 28
+    gap = round(side * (plots.ROW_INCHES / plots.PICTURE_INCHES - 1))
+    c = len(names)
+    rows = []
+    for i in range(n):
+        y = i * (side + gap)
+        row = {"pictures": [np.ma.filled(ax.images[0].get_array()[y : y + side], np.nan) for ax in pictures]}
+        patches = bars.patches[i * c : (i + 1) * c]
+        row["probs"] = [bar.get_width() for bar in patches]
+        row["highlighted"] = [k for k, bar in enumerate(patches) if bar.get_facecolor() == to_rgba(plots.HIGHLIGHT)]
+        texts = [t for t in bars.texts if i * (c + 2) <= t.get_position()[1] < (i + 1) * (c + 2)]
+        row["title"] = texts[0].get_text()
+        row["names"] = [t.get_text() for t in texts[1 : c + 1]]
+        row["bold"] = [t.get_text() for t in texts[1 : c + 1] if t.get_fontweight() == "bold"]
+        rows.append(row)
+    return rows
 
 
 def test_predictions_have_one_row_per_image_with_the_top_class_highlighted(tmp_path, drawn):
@@ -167,18 +206,22 @@ def test_predictions_have_one_row_per_image_with_the_top_class_highlighted(tmp_p
     plots.plot_predictions(images, probs, NAMES, tmp_path / "three.png", titles)
     plots.plot_predictions(images[:1], probs[:1], NAMES, tmp_path / "one.png", titles[:1])
     (w3, h3), (w1, h1) = png_size(tmp_path / "three.png"), png_size(tmp_path / "one.png")
-    assert w3 == w1 and h3 == 3 * h1
+    assert w3 == w1 and h3 - h1 == round(2 * plots.ROW_INCHES * plots.DPI)  # a row more, a row's height more
 
-    axes = drawn[0].axes
-    image_axes, bar_axes = axes[0::2], axes[1::2]
-    assert len(image_axes) == len(bar_axes) == 3
-    for i, (image_ax, bar_ax) in enumerate(zip(image_axes, bar_axes, strict=True)):
-        assert np.array_equal(image_ax.images[0].get_array(), images[i, 0].numpy())
-        bars = bar_ax.patches
-        assert [bar.get_width() for bar in bars] == pytest.approx(probs[i].tolist())
+    assert len(drawn[0].axes) == 2  # one column of pictures, one of bars, for every row
+    for i, row in enumerate(prediction_rows(drawn[0], 3)):
+        np.testing.assert_array_equal(row["pictures"][0], images[i, 0].double().numpy())
+        assert row["probs"] == pytest.approx(probs[i].tolist())
         top = int(probs[i].argmax())
-        highlighted = [j for j, bar in enumerate(bars) if bar.get_facecolor() == to_rgba(plots.HIGHLIGHT)]
-        assert highlighted == [top]
-        assert [t.get_text() for t in bar_ax.get_yticklabels()] == NAMES
-    assert [ax.get_title(loc="left") for ax in bar_axes[:2]] == titles[:2]
-    assert len(bar_axes[2].get_title(loc="left")) <= 60 and bar_axes[2].get_title(loc="left").endswith(".png")
+        assert row["highlighted"] == [top] and row["bold"] == [NAMES[top]] and row["names"] == NAMES
+    assert [row["title"] for row in prediction_rows(drawn[0], 3)[:2]] == titles[:2]
+    long = prediction_rows(drawn[0], 3)[2]["title"]
+    assert len(long) <= 60 and long.endswith(".png")
+
+
+def test_predictions_cost_the_same_few_axes_however_many_rows(tmp_path, drawn):
+    for n in (1, 100):
+        plots.plot_predictions(torch.rand(n, 1, 28, 28), torch.softmax(torch.randn(n, 10), 1), NAMES,
+                               tmp_path / f"{n}.png", [str(i) for i in range(n)], torch.randn(n, 28, 28))  # fmt: skip
+    assert len(drawn[0].axes) == len(drawn[1].axes) == 3
+    assert len(drawn[1].axes[2].patches) == 100 * 10

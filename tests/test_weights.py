@@ -10,6 +10,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 from safetensors.numpy import load_file
 
+from test_plots import prediction_rows
+
 from fmnist import cli, data, evaluate, model, plots
 from fmnist.train import Config, train
 
@@ -138,17 +140,20 @@ def test_predict_explain_draws_pixel_times_weight_beside_each_picture(standardis
     monkeypatch.chdir(tmp_path)
     assert cli.main(["predict", str(standardised_run), "--test-index", "0", "4", "--explain"]) == 0
     assert "predictions.png" in capsys.readouterr().out  # --explain draws; without --plot into predictions.png
-    axes = np.array(drawn[0].axes).reshape(2, 3)  # per picture: the input, its evidence, the probabilities
+    assert len(drawn[0].axes) == 3  # the inputs, their evidence, the probabilities: a column each
+    rows = prediction_rows(drawn[0], 2)
+    norm = drawn[0].axes[1].images[0].norm
+    assert norm.vmin == -norm.vmax == -1  # every map scaled to [-1, 1] by its own largest |value|: centred on 0
     tensors = load_file(str(standardised_run / "model.safetensors"))  # read without fmnist
     weight = tensors["weight"] / tensors["std"]
-    for row, i in zip(axes, (0, 4), strict=True):
+    titles = [t.get_text() for t in drawn[0].texts if t.get_text().startswith("evidence for ")]
+    for row, i, title in zip(rows, (0, 4), titles, strict=True):
         x = small_arrays["test_images"][i].reshape(784) / np.float32(255)
         logits = ((x - tensors["mean"]) / tensors["std"]) @ tensors["weight"].T + tensors["bias"]
         top = int(logits.argmax())
-        assert np.allclose(row[1].images[0].get_array(), (x * weight[top]).reshape(28, 28), atol=1e-5)
-        assert row[1].get_title() == f"evidence for {data.LABELS[top]}"
-        norm = row[1].images[0].norm
-        assert norm.vmin == -norm.vmax == -np.abs(x * weight[top]).max()  # centred on 0
+        evidence = (x * weight[top]).reshape(28, 28)
+        assert np.allclose(row["pictures"][1], evidence / np.abs(evidence).max(), atol=1e-5)
+        assert title == f"evidence for {data.LABELS[top]}" and row["bold"] == [data.LABELS[top]]
     with Image.open(tmp_path / "predictions.png") as picture:
         assert picture.width > picture.height
 

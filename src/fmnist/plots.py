@@ -23,8 +23,10 @@ from .fileio import write_atomic
 DPI = 100
 HIGHLIGHT, MUTED = "tab:blue", "#b8c4d0"  # the predicted class's bar, the other bars
 MISTAKE_COLUMNS = 6
+PICTURE_INCHES, ROW_INCHES = 1.2, 1.7  # plot_predictions: a picture's side; a row, its ten bars and its title
 # weights and evidence: red where a bright pixel adds to the score, blue where it takes away, white at 0
 DIVERGING = colormaps["RdBu_r"].with_extremes(bad="white")
+GREY = colormaps["gray"].with_extremes(bad="white")  # pictures; white between the tiles of a grid
 
 
 def image_grid(
@@ -78,7 +80,8 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     rows: one dict per epoch as in metrics.csv (epoch, train_loss, train_acc, test_acc; numbers or
     their CSV strings); val_acc, when rows have it, is drawn as a third accuracy curve.
     """
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    fig = Figure(figsize=(11, 4.2))
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.92, wspace=0.22)  # fixed: no layout pass
     loss_ax, acc_ax = fig.subplots(1, 2)
     loss_ax.plot(*_series(rows, "train_loss"), marker="o", color="tab:blue", label="train loss")
     loss_ax.set(title="Loss", xlabel="epoch", ylabel="cross-entropy per example")
@@ -132,8 +135,8 @@ def plot_confusion(confusion: torch.Tensor, names: Sequence[str], path: Path) ->
     """
     counts = confusion.detach().cpu().double()
     fractions = (counts / counts.sum(dim=1, keepdim=True).clamp(min=1)).numpy()
-    fig = Figure(figsize=(8.5, 7.5), layout="constrained")
-    ax = fig.subplots()
+    fig = Figure(figsize=(8.5, 7.5))
+    ax = fig.add_axes((0.16, 0.15, 0.68, 0.78))  # fixed, room for the rotated class names: no layout pass
     image = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(names)), names, rotation=40, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(len(names)), names)
@@ -141,7 +144,7 @@ def plot_confusion(confusion: torch.Tensor, names: Sequence[str], path: Path) ->
     for (i, j), value in np.ndenumerate(fractions):
         text = "0" if counts[i, j] == 0 else "<0.01" if value < 0.005 else f"{value:.2f}"
         ax.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if value > 0.5 else "black")
-    fig.colorbar(image, ax=ax, shrink=0.85, label="fraction of the true class")
+    fig.colorbar(image, cax=fig.add_axes((0.86, 0.2, 0.025, 0.68)), label="fraction of the true class")
     save_figure(fig, path)
 
 
@@ -155,26 +158,64 @@ def plot_weights(weights: torch.Tensor, path: Path, title: str, titles: Sequence
     tiles = weights.detach().cpu().double().numpy()
     n, h, w = tiles.shape
     columns = 5 if n == 10 else min(n, 16)
-    rows = -(-n // columns)
-    gap = max(1, h // 7)
-    top = h // 4 if titles is not None else 0  # room for the labels, in pixels of the grid
-    grid = np.full((rows * (top + h + gap) - gap, columns * (w + gap) - gap), np.nan)
-    for i, tile in enumerate(tiles):
-        y, x = (i // columns) * (top + h + gap) + top, (i % columns) * (w + gap)
-        grid[y : y + h, x : x + w] = tile
+    grid, corners = _mosaic(tiles, columns, gap=max(1, h // 7), top=h // 4 if titles is not None else 0)
     # not the largest: pixels that are almost always 0 get large weights from a standardisation with a
     # small std, and would wash out every other pixel
     limit = float(np.percentile(np.abs(tiles), 99.5)) or 1.0
     inches = min(1.6, 9 / columns)
-    fig = Figure(figsize=(columns * inches + 1.4, rows * inches * (top + h) / h + 0.6), layout="constrained")
+    fig = Figure(figsize=(columns * inches + 1.4, inches * grid.shape[0] / (w + 1) + 0.6), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(grid, cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
-    for i, label in enumerate(titles or []):
-        y, x = (i // columns) * (top + h + gap) + top, (i % columns) * (w + gap)
-        ax.text(x + (w - 1) / 2, y - 1.5, label, ha="center", va="bottom", fontsize=10)
+    for (y, x), label in zip(corners, titles or [], strict=False):
+        ax.text(x + (w - 1) / 2, y - 1.5, label, ha="center", va="bottom", fontsize=10, in_layout=False)
     _blank(ax)
     ax.set_title(title, fontsize=11)
     fig.colorbar(image, ax=ax, shrink=0.8, extend="both", label="weight per unit of pixel brightness")
+    save_figure(fig, path)
+
+
+def _mosaic(tiles: np.ndarray, columns: int, gap: int, top: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Tiles [N, h, w] in rows of columns as one float image, NaN around them (drawn in the colour map's
+    "bad" colour, white here), gap pixels apart with top pixels of room above each for a label; returns
+    the image and each tile's top-left corner (row, column) in it. One image draws in one imshow, however
+    many tiles: a grid of N axes costs N layouts and N draws."""
+    n, h, w = tiles.shape
+    rows = -(-n // columns)
+    grid = np.full((rows * (top + h + gap) - gap, columns * (w + gap) - gap), np.nan)
+    corners = [((i // columns) * (top + h + gap) + top, (i % columns) * (w + gap)) for i in range(n)]
+    for (y, x), tile in zip(corners, tiles, strict=True):
+        grid[y : y + h, x : x + w] = tile
+    return grid, corners
+
+
+def plot_tiles(
+    images: torch.Tensor,
+    titles: Sequence[str],
+    path: Path,
+    columns: int,
+    tile_inches: float,
+    title: str | None = None,
+) -> None:
+    """Grey images with a label above each, in rows of columns, as one picture at path.
+
+    images: float [N, 1, H, W] or [N, H, W] in [0, 1]; titles: N labels; tile_inches: the side of one image.
+    Laid out by hand (no layout engine) so the cost grows with N only.
+    """
+    tiles = images.detach().cpu().reshape(len(images), *images.shape[-2:]).double().numpy()
+    h = tiles.shape[1]
+    label = 0.32 / tile_inches * h  # room for a 9-point label, in pixels of the tiles
+    grid, corners = _mosaic(tiles, min(columns, len(tiles)), gap=round(h / 7), top=round(label))
+    inch = tile_inches / h  # inches per pixel of the tiles
+    heading = 0.45 if title else 0.0
+    width, height = grid.shape[1] * inch + 0.2, grid.shape[0] * inch + 0.1 + heading
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((0.1 / width, 0.05 / height, 1 - 0.2 / width, 1 - (0.15 + heading) / height))
+    ax.imshow(grid, cmap=GREY, vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+    for (y, x), text in zip(corners, titles, strict=True):
+        ax.text(x + (h - 1) / 2, y - 1.5, text, ha="center", va="bottom", fontsize=9)
+    _blank(ax)
+    if title:
+        fig.suptitle(title, fontsize=12, y=1 - 0.1 / height, va="top")
     save_figure(fig, path)
 
 
@@ -207,11 +248,8 @@ def plot_mistakes(
         f"{names[t]} / {names[p]} ({c:.2f})"
         for t, p, c in zip(labels[chosen].tolist(), predicted.tolist(), confidence.tolist(), strict=True)
     ]
-    columns = min(len(chosen), MISTAKE_COLUMNS)
-    fig = Figure(figsize=(columns * 2.2, -(-len(chosen) // columns) * 2.2))
-    fig.suptitle("Misclassified: true / predicted (probability), most confident first", fontsize=12)
-    image_grid(images[chosen], -(-len(chosen) // columns), columns, titles, fig=fig)  # lays out once, title included
-    save_figure(fig, path)
+    plot_tiles(images[chosen], titles, path, MISTAKE_COLUMNS, 1.8,
+               "Misclassified: true / predicted (probability), most confident first")  # fmt: skip
 
 
 def plot_predictions(
@@ -222,40 +260,57 @@ def plot_predictions(
     titles: Sequence[str],
     evidence: torch.Tensor | None = None,
 ) -> None:
-    """One row per image as a PNG: the model's input on the left, the C class probabilities as bars on the right,
-    and in between, when given, the image's evidence map.
+    """One row per image as a picture at path: the model's input on the left, the C class probabilities as
+    bars on the right, and in between, when given, the image's evidence map.
 
     images: float [N, 1, 28, 28] in [0, 1]; probs: float [N, C]; titles: N strings (e.g. file names);
     evidence: float [N, 28, 28], pixel times weight for the top class (fmnist.model.evidence), drawn on
     a diverging scale centred on 0 and symmetric for each image.
+    Every column is one Axes for all rows, laid out by hand, so the cost grows with N only.
     """
-    pixels, probs = images.detach().cpu(), probs.detach().cpu()
-    ratios = [1, 2.6] if evidence is None else [1, 1, 2.6]
-    fig = Figure(figsize=(7.5 + 2.2 * (len(ratios) - 2), 2.2 * len(pixels)), layout="constrained")
-    axes = fig.subplots(len(pixels), len(ratios), squeeze=False, width_ratios=ratios)
-    for i, (image, p, title) in enumerate(zip(pixels, probs, titles, strict=True)):
-        image_ax, bar_ax = axes[i, 0], axes[i, -1]
-        image_ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
-        _blank(image_ax)
-        top = int(p.argmax())
-        if evidence is not None:
-            limit = float(evidence[i].abs().max()) or 1.0
-            axes[i, 1].imshow(evidence[i].numpy(), cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
-            axes[i, 1].set_title(f"evidence for {names[top]}", fontsize=9)
-            _blank(axes[i, 1])
-        bar_ax.barh(range(len(names)), p.numpy(), color=[HIGHLIGHT if k == top else MUTED for k in range(len(names))])
-        bar_ax.set_yticks(range(len(names)), names, fontsize=8)
-        bar_ax.get_yticklabels()[top].set_fontweight("bold")
-        bar_ax.invert_yaxis()
-        bar_ax.set_xlim(0, 1)
-        best = float(p[top])
+    pixels, probs = images.detach().cpu()[:, 0].double().numpy(), probs.detach().cpu()
+    n, c = probs.shape
+    side = 28
+    gap = round(side * (ROW_INCHES / PICTURE_INCHES - 1))  # between two rows' pictures, in their pixels
+    pictures = [(_mosaic(pixels, 1, gap, 0)[0], GREY, 0.0, 1.0)]
+    if evidence is not None:  # each map scaled by its own largest |value|, so each is centred and symmetric
+        maps = evidence.detach().cpu().double()
+        maps = (maps / maps.flatten(1).abs().amax(dim=1).clamp(min=1e-12)[:, None, None]).numpy()
+        pictures.append((_mosaic(maps, 1, gap, 0)[0], DIVERGING, -1.0, 1.0))
+    margin, bars_inches, labels_inches = 0.45, 3.6, 0.85
+    width = 0.25 + len(pictures) * (PICTURE_INCHES + 0.25) + labels_inches + bars_inches + 0.3
+    height = n * ROW_INCHES + 2 * margin
+    fig = Figure(figsize=(width, height))
+    bottom, tall = margin / height, n * ROW_INCHES / height
+    x = 0.25
+    for grid, cmap, vmin, vmax in pictures:
+        ax = fig.add_axes((x / width, bottom, PICTURE_INCHES / width, tall))
+        ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", aspect="auto")
+        ax.set_ylim(n * (side + gap) - 0.5, -0.5)  # the last row's gap too, so rows line up with the bars
+        _blank(ax)
+        x += PICTURE_INCHES + 0.25
+    bar_ax = fig.add_axes(((x + labels_inches) / width, bottom, bars_inches / width, tall))
+    top = probs.argmax(dim=1)
+    rows = np.arange(n)[:, None] * (c + 2) + np.arange(c) + 1.5  # each row: c bars below a line for its title
+    colours = np.where(np.arange(c) == top.numpy()[:, None], HIGHLIGHT, MUTED)
+    bar_ax.barh(rows.ravel(), probs.numpy().ravel(), height=0.8, color=colours.ravel())
+    bar_ax.set(xlim=(0, 1), ylim=(n * (c + 2), 0), xlabel="probability", yticks=[])
+    for i in range(n):
+        k = int(top[i])
+        bar_ax.text(0, i * (c + 2) + 0.6, _shorten(titles[i]), fontsize=10, va="center")
+        for j, name in enumerate(names):
+            bar_ax.text(-0.02, rows[i, j], name, fontsize=8, ha="right", va="center",
+                        fontweight="bold" if j == k else "normal")  # fmt: skip
+        best = float(probs[i, k])
         inside = best > 0.85  # no room right of the bar: write the value on it
-        bar_ax.text(best - 0.02 if inside else best + 0.02, top, f"{best:.2f}", va="center", fontsize=8,
+        bar_ax.text(best - 0.02 if inside else best + 0.02, rows[i, k], f"{best:.2f}", va="center", fontsize=8,
                     ha="right" if inside else "left", color="white" if inside else "black")  # fmt: skip
-        bar_ax.set_title(_shorten(title), loc="left", fontsize=10)
-    axes[-1, -1].set_xlabel("probability")
+        if evidence is not None:
+            fig.text((0.25 + 1.5 * PICTURE_INCHES + 0.25) / width, 1 - (margin + i * ROW_INCHES) / height,
+                     f"evidence for {names[k]}", fontsize=8, ha="center", va="bottom")  # fmt: skip
     if evidence is not None:
-        fig.suptitle("evidence: pixel times weight; red pushed towards the class, blue away", fontsize=10)
+        fig.suptitle("evidence: pixel times weight; red pushed towards the class, blue away", fontsize=10, y=1,
+                     va="top")  # fmt: skip
     save_figure(fig, path)
 
 

@@ -129,7 +129,7 @@ class Config:
     impl: str = "concise"  # or scratch: fmnist.scratch's hand-derived gradients (softmax, plain SGD only)
     seed: int = 0
     device: str = "auto"
-    threads: int = 1
+    threads: int | str = "auto"  # or a number; see threads_for
 
     def __post_init__(self) -> None:
         problems = [problem for name in NAMES if (problem := check_value(name, getattr(self, name)))]
@@ -140,8 +140,24 @@ class Config:
 NAMES = tuple(f.name for f in fields(Config))
 
 
+# Measured on 2 cores (README, "Threads"): softmax regression's small products gain little from a second
+# thread and lose much when another process is busy; the other models gain 1.6-1.7x from every core.
+ONE_THREAD_MODELS = ("softmax",)
+
+
+def threads_for(config: Config) -> int:
+    """The intra-op threads a run uses: config.threads, or for "auto" one thread for softmax regression
+    and every core this process may run on for the other models. Fixed by the model and the machine,
+    never by the moment's load: the number of threads changes the floating-point results."""
+    if config.threads != "auto":
+        return int(config.threads)
+    return 1 if config.model in ONE_THREAD_MODELS else available_cores()
+
+
 def check_value(name: str, value: object) -> str | None:
     """None when value is allowed for the setting name, else what is wrong ("lr must be ..., got -1")."""
+    if name == "threads" and value == "auto":
+        return None
     if name in CHOICES:
         problem = None if value in CHOICES[name] else f"must be one of {', '.join(CHOICES[name])}, got {_short(repr(value))}"
     else:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import __version__, checkpoint, data, evaluate, fileio, metrics, model, scratch
 from .errors import UserError
-from .settings import Config
+from .settings import Config, threads_for
 
 CHECKPOINT = "checkpoint.safetensors"
 RUN_FILES = ("config.json", CHECKPOINT, "model.safetensors", "metrics.csv", "summary.json", "report.html",
@@ -168,10 +168,12 @@ def train_epoch(
 
 
 def describe(config: Config, device: torch.device, dataset: data.FashionMNIST) -> dict:
-    """config.json's content: the settings, the device, library versions and the data's checksums."""
+    """config.json's content: the settings (device and threads as used), library versions and the data's
+    checksums."""
     return {
         **asdict(config),
         "device": str(device),
+        "threads": threads_for(config),
         "versions": {
             "fmnist": __version__,
             "python": platform.python_version(),
@@ -244,7 +246,7 @@ def _train(
 ) -> dict:
     """train()'s work inside the locked, claimed folder; appends each finished epoch's metrics to rows."""
     if device.type == "cpu":
-        torch.set_num_threads(config.threads)
+        torch.set_num_threads(threads_for(config))
     torch.manual_seed(config.seed)
     net = scratch.SoftmaxRegression() if config.impl == "scratch" else model.build(config.model, config.normalize,
                                                                                   config.dropout)  # fmt: skip
@@ -286,10 +288,11 @@ def _train(
         row.update({name: metrics.accuracy(metrics.evaluate(net, batches)) for name, batches in scored.items()})
         seconds = time.perf_counter() - epoch_start
         row["seconds"] = round(seconds, 4)
-        checkpoint.save_checkpoint(out / CHECKPOINT, net, optimizer, shuffle, [*rows, row])
-        rows.append(row)  # only now, with its checkpoint on disk, does the epoch count as kept
-        checkpoint.save_model(out / "model.safetensors", net, config.model)
-        checkpoint.write_metrics(out / "metrics.csv", rows)
+        with fileio.uninterrupted():  # the checkpoint, the weights and metrics.csv always tell of the same epoch
+            checkpoint.save_checkpoint(out / CHECKPOINT, net, optimizer, shuffle, [*rows, row])
+            rows.append(row)
+            checkpoint.save_model(out / "model.safetensors", net, config.model)
+            checkpoint.write_metrics(out / "metrics.csv", rows)
         scores = "  ".join(f"{name.replace('_acc', '')} acc {row[name]:.4f}" for name in scored)
         log(
             f"epoch {epoch:3d}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
@@ -335,7 +338,7 @@ def check_resumable(config: Config, device: torch.device, out: Path, done: int) 
     """Refuse to resume out (done epochs finished) with settings, other than RESUMABLE ones,
     that differ from its own, or with no epochs left to train."""
     saved = asdict(checkpoint.read_config(out))
-    wanted = {**asdict(config), "device": str(device)}
+    wanted = {**asdict(config), "device": str(device), "threads": threads_for(config)}
     changed = [f"--{k.replace('_', '-')} {saved[k]} -> {v}" for k, v in wanted.items()
                if k not in RESUMABLE and saved[k] != v]  # fmt: skip
     if changed:
