@@ -20,12 +20,13 @@ def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes:
 @torch.no_grad()
 def logits(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
     """net's logits float32 [N, C] and the labels int64 [N] over batches, on the CPU; computed in
-    eval mode without gradients (the mode net was in is restored)."""
+    eval mode without gradients (the mode net was in is restored). They are gathered on the batches'
+    device and copied once at the end, so a GPU is never waited for between batches."""
     was_training = net.training
     net.eval()
-    outputs, labels = zip(*((net(X).cpu(), y.cpu()) for X, y in batches), strict=True)
+    outputs, labels = zip(*((net(X), y) for X, y in batches), strict=True)
     net.train(was_training)
-    return torch.cat(outputs), torch.cat(labels)
+    return torch.cat(outputs).cpu(), torch.cat(labels).cpu()
 
 
 def evaluate(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
