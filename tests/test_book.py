@@ -14,7 +14,7 @@ from torch import nn
 
 import fmnist
 import fmnist as d2l
-from fmnist import bookplots, data, model, train
+from fmnist import bookplots, data, model, plots, train
 
 pytestmark = pytest.mark.usefixtures("headless")
 
@@ -179,20 +179,19 @@ def test_show_images_returns_the_axes_and_numbers_later_figures(tmp_path, capsys
 
 def test_figures_still_saved_when_no_gui_can_start_or_the_directory_is_read_only(tmp_path, monkeypatch, capsys):
     from matplotlib import pyplot
-    from matplotlib.figure import Figure
 
     def no_display(*args, **kwargs):
         raise ImportError("Cannot load backend 'TkAgg' which requires the 'tk' interactive framework")
 
     monkeypatch.setattr(pyplot, "figure", no_display)
-    original_savefig = Figure.savefig
+    original_write = plots.write_atomic
 
-    def read_only_cwd(self, path, **kwargs):
+    def read_only_cwd(path, content):
         if path.parent == tmp_path:
             raise PermissionError(13, "Permission denied", str(path))
-        return original_savefig(self, path, **kwargs)
+        return original_write(path, content)
 
-    monkeypatch.setattr(Figure, "savefig", read_only_cwd)
+    monkeypatch.setattr(plots, "write_atomic", read_only_cwd)
     monkeypatch.setattr(bookplots.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     d2l.show_images(torch.rand(2, 28, 28), 1, 2)

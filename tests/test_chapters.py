@@ -618,7 +618,7 @@ def test_ch12_5_data_parallel_from_scratch(small_data):
             assert animator.Y[0][-1] == pytest.approx(
                 (lenet(X, device_params[0]).argmax(1) == y).double().mean().item()
             )
-        assert timer.avg() > 0 and f"{timer.avg():.1f} sec/epoch on {devices}"
+        assert timer.avg() > 0 and len(timer.times) == num_epochs  # the chapter prints avg() sec/epoch
         return animator.Y[0]
 
     accuracies = train(num_gpus=len(devices), batch_size=32, lr=0.2)

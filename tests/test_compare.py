@@ -98,8 +98,15 @@ def test_text_table_marks_the_best_of_each_column(runs, capsys):
     soft = next(line for line in lines if line.startswith(str(runs["soft"])))
     assert "softmax" in soft and "7,850*" in soft
     assert lines[-1].startswith("classes won")
+    assert cli.main(["compare", str(runs["soft"]), str(runs["mlp"]), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
     per_class = [line for line in lines if line.split(" ")[0] in {n.split(" ")[0] for n in data.LABELS}]
-    assert len(per_class) == 10 and all("*" in line for line in per_class)  # every class has a best run
+    assert len(per_class) == 10
+    for line, name in zip(per_class, data.LABELS, strict=True):  # the * stands in the winning run's column
+        soft_cell, mlp_cell = line[13:].split()
+        winners = result["class_winners"][name]
+        assert soft_cell.endswith("*") == (str(runs["soft"]) in winners)
+        assert mlp_cell.endswith("*") == (str(runs["mlp"]) in winners)
 
 
 def test_fewer_than_two_usable_runs_is_an_error(runs, capsys):

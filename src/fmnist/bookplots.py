@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from . import plots
+from .fileio import PathError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -117,8 +118,8 @@ def publish(fig: Figure, name: str, close: bool) -> Path | None:
     for folder in (Path("."), Path(tempfile.gettempdir())):
         path = (folder / filename).absolute()
         try:
-            fig.savefig(path, bbox_inches="tight")
-        except OSError:
+            plots.save_figure(fig, path, tight=True)
+        except (OSError, PathError):
             continue
         print(f"{name}: figure saved to {path}", flush=True)
         saved = path
@@ -148,7 +149,7 @@ def image_figure(
 ) -> tuple[Figure, np.ndarray]:
     """A pyplot figure with imgs in a grid (see show_images); the figure and the flat array of its Axes."""
     fig = new_figure((num_cols * scale, num_rows * scale))
-    return plots.image_grid(_as_images(imgs), num_rows, num_cols, titles=titles, scale=scale, fig=fig)
+    return plots.image_grid(fig, _as_images(imgs), num_rows, num_cols, titles)
 
 
 def show_images(

@@ -12,8 +12,9 @@ import signal
 def _on_ctrl_c(signum: int, frame: object) -> None:
     """Ctrl-C raises KeyboardInterrupt, which each command answers with the way to continue, except
     during an import: libraries may swallow it there or be left half-imported. Imports happen before
-    a command writes anything (start-up, and torch's first optimizer step before any epoch is kept),
-    so there the command stops at once."""
+    any epoch is kept (start-up, and torch's first optimizer step; fmnist.plots imports what saving a
+    picture needs with itself, and a test checks that nothing is imported later), so there the command
+    stops at once, and running it again is the way on."""
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
             os.write(2, b"fmnist: interrupted; run the same command again to finish.\n")
@@ -35,7 +36,7 @@ from pathlib import Path  # noqa: E402
 
 from .errors import UserError  # noqa: E402
 from .recipes import MODELS, RECIPES, recipe_settings  # noqa: E402
-from .settings import CHOICES, NAMES, RANGES, Config, Range, SettingError  # noqa: E402
+from .settings import CHOICES, NAMES, RANGES, THREADS_HERE, Config, Range, SettingError  # noqa: E402
 
 MAX_PICTURES = 400  # images in one picture of show: 45 rows of 9, about a second to draw
 MAX_PLOTTED = 100  # rows of predict --plot, each 1.7 inches tall: about two seconds to draw, a 17,000-pixel picture
@@ -69,7 +70,7 @@ def _setting(name: str) -> object:
 
 def _threads(text: str) -> int | str:
     """An argparse type: "auto" or a number of threads within the cores this process may use."""
-    return "auto" if text == "auto" else _setting("threads")(text)
+    return "auto" if text == "auto" else _number(THREADS_HERE)(text)
 
 
 def _picture_path(text: str) -> Path:
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_download)
 
     # Settings default to None so that --resume can tell the ones given from the run's own;
-    # the defaults come from the recipe (fmnist.recipes) over train.Config's, the seed's recipe.
+    # the defaults come from the recipe (fmnist.recipes) over settings.Config's, the seed's recipe.
     p = commands.add_parser("train", parents=[data_dir], help="train a model and write a run directory",
                             description="Train a model. Settings not given come from the model's recipe: "
                             + "; ".join(f"{m}: {', '.join(r)}" for m, r in RECIPES.items())
@@ -282,7 +283,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from . import checkpoint, data, fileio, images, model, plots
+    from . import checkpoint, data, fileio, images, model
 
     if not args.images and not args.test_index:
         return _fail("give one or more image files, or --test-index.", 2)
@@ -329,13 +330,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
             answer = r.get("error") or ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"])
             print(f"{r['path']}: {answer}" + (f"  (true: {r['true']})" if "true" in r else ""))
     if args.plot and pictures:
+        from . import plots  # matplotlib: only when drawing
+
         X, P = torch.stack([x for x, _ in pictures]), torch.stack(shown)
         evidence = model.evidence(net, X, P.argmax(dim=1)) if args.explain else None
         plots.plot_predictions(X, P, names, args.plot, [title for _, title in pictures], evidence)
         print(f"picture written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     failed = [r for r in results if "error" in r]
     for r in failed if args.json else []:
-        print(f"fmnist: error: {r['error']}", file=sys.stderr)
+        _fail(r["error"])
     return 1 if failed else 0
 
 
@@ -351,7 +354,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             runs.append(compare.load_run(run_dir, dataset))
         except compare.RunError as e:
             failed.append({"run": str(run_dir), "error": str(e)})
-            print(f"fmnist: error: {e}", file=sys.stderr)
+            _fail(str(e))
     if len(runs) < 2:
         return _fail(f"only {len(runs)} of the {len(args.runs)} runs can be compared, and it takes two.")
     result = compare.compare(runs, failed)

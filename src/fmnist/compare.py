@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import checkpoint, data, metrics, plots, report
+from . import checkpoint, data, metrics
 
 # The columns where one value is better: the highest accuracy, the fewest seconds and parameters.
 BEST = {"test_acc": max, "seconds": min, "parameters": min}
@@ -41,19 +41,19 @@ def load_run(run_dir: Path, dataset: data.FashionMNIST) -> Run:
         raise RunError(f"{run_dir} is unfinished ({len(rows)} of {planned} epochs); finish it with "
                        f"`{shlex.join(['fmnist', 'train', '--out', str(run_dir), '--resume'])}`, or leave it out.")
     batches = data.Batches(dataset.test_images, dataset.test_labels, metrics.EVAL_BATCH_SIZE)
-    confusion = metrics.evaluate(net, batches)
+    scores = metrics.scores(metrics.evaluate(net, batches), list(data.LABELS))
     best = max(rows, key=lambda row: row["test_acc"])  # the first of equals
     row = {
         "run": str(run_dir),
         "model": config.get("model"),
         "recipe": str(config.get("recipe", "-")),  # runs made before recipes have none
         "epochs": len(rows),
-        "test_acc": metrics.accuracy(confusion),
+        "test_acc": scores["test_acc"],
         "best_epoch": best["epoch"],
         "seconds": checkpoint.summarize(rows)["seconds"],
         "parameters": sum(p.numel() for p in net.parameters()),
     }
-    return Run(row, [c["accuracy"] for c in metrics.per_class(confusion, data.LABELS)], rows)
+    return Run(row, [c["accuracy"] for c in scores["per_class"]], rows)
 
 
 def compare(runs: list[Run], failed: list[dict]) -> dict:
@@ -107,6 +107,8 @@ def _mark(row: dict, best: list[str], text: str) -> str:
 
 def write(out: Path, result: dict, runs: list[Run]) -> tuple[Path, Path]:
     """Write compare.png (every run's curves) and compare.html (tables and picture) into out."""
+    from . import plots, report  # matplotlib: only when drawing
+
     out.mkdir(parents=True, exist_ok=True)
     picture, page = out / "compare.png", out / "compare.html"
     plots.plot_comparison([(run.row["run"], run.rows) for run in runs], picture)

@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from .errors import UserError
-from .fileio import atomic_writer, writable, write_atomic
+from .fileio import PathError, atomic_writer, writable, write_atomic
 
 LABELS = (
     "t-shirt", "trouser", "pullover", "dress", "coat",
@@ -157,6 +157,8 @@ def repair_advice(folder: Path) -> str:
 
 
 def _read_verified_copy(copy: Path, expected: DataFile) -> bytes | None:
+    if not copy.is_file():  # also a FIFO put there, whose reading would never end
+        return None
     try:
         raw = copy.read_bytes()
     except OSError:
@@ -168,7 +170,7 @@ def _keep_copy(copy: Path, raw: bytes) -> None:
     try:
         copy.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(copy, raw)
-    except OSError:
+    except (OSError, PathError):
         pass  # a cache that cannot be written only costs speed
 
 
@@ -224,7 +226,7 @@ def check_folder(folder: Path) -> None:
     for f in FILES.values():
         path = folder / f.name
         if path.is_dir():
-            problems.append(f"{f.name} is a folder")
+            problems.append(f"{f.name} is a folder (remove it)")
         elif not path.is_file() and (folder / f.name.removesuffix(".gz")).is_file():
             problems.append(f"{f.name} is there only decompressed (compress it with gzip)")
         elif not path.is_file():
@@ -254,8 +256,6 @@ def download(folder: str | Path, force: bool = False, progress: bool = True) -> 
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create {folder} ({e.strerror}); choose another folder with --data-dir.") from None
-    if not writable(folder):
-        raise DataError(f"cannot write into {folder}; choose another folder with --data-dir.")
     for expected in FILES.values():
         target = folder / expected.name
         if not force and target.is_file():
@@ -264,6 +264,8 @@ def download(folder: str | Path, force: bool = False, progress: bool = True) -> 
                 continue
             except DataError:
                 pass  # damaged: fetch it again
+        if not writable(folder):  # checked only now: a complete read-only folder is fine
+            raise DataError(f"cannot write into {folder}; choose another folder with --data-dir.")
         _fetch_verified(expected, target, progress)
     return folder
 

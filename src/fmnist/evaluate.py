@@ -25,11 +25,7 @@ def evaluate_run(
     scores, labels = metrics.logits(net, batches)
     confusion = metrics.confusion_matrix(scores.argmax(dim=1), labels)
     names = list(data.LABELS)
-    result = {
-        "test_acc": metrics.accuracy(confusion),
-        "per_class": metrics.per_class(confusion, names),
-        "most_confused": metrics.most_confused(confusion, names),
-    }
+    result = metrics.scores(confusion, names)
     if not write:
         return result
     summary = checkpoint.summarize(rows)

@@ -45,6 +45,8 @@ def load_image(path: Path) -> torch.Tensor:
 def _read_grey(path: Path) -> torch.Tensor:
     """The picture's luminance float32 [H, W] in [0, 1], at most WORK_SIZE pixels on its longest side,
     transparent parts on a contrasting background."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise ImageError(f"{path} is not a regular file (a FIFO, a device or a socket), so it is not read.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # _decode_small checks the size

@@ -55,6 +55,12 @@ def per_class(confusion: torch.Tensor, names: Iterable[str]) -> list[dict]:
     return rows
 
 
+def scores(confusion: torch.Tensor, names: list[str]) -> dict:
+    """What a confusion matrix [C, C] says, JSON-ready: test_acc, per_class rows, most_confused pairs."""
+    return {"test_acc": accuracy(confusion), "per_class": per_class(confusion, names),
+            "most_confused": most_confused(confusion, names)}  # fmt: skip
+
+
 def most_confused(confusion: torch.Tensor, names: list[str], k: int = 5) -> list[dict]:
     """The k largest off-diagonal cells: true label, predicted label, count."""
     off = confusion.clone()

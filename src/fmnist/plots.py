@@ -11,14 +11,21 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib.backends.backend_agg  # noqa: F401  (see below)
 import numpy as np
 import torch
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from PIL import Image
 
 from .fileio import write_atomic
+
+# What the first savefig would import (matplotlib's Agg backend, Pillow's image formats) is imported
+# with this module, at start-up: a Ctrl-C during an import stops a command at once (cli), and after
+# training that would leave a run without its pictures and with the wrong advice.
+Image.preinit()
 
 DPI = 100
 HIGHLIGHT, MUTED = "tab:blue", "#b8c4d0"  # the predicted class's bar, the other bars
@@ -30,14 +37,10 @@ GREY = colormaps["gray"].with_extremes(bad="white")  # pictures; white between t
 
 
 def image_grid(
-    images: torch.Tensor | np.ndarray,
-    num_rows: int,
-    num_cols: int,
-    titles: Sequence[str] | None = None,
-    scale: float = 1.5,
-    fig: Figure | None = None,
+    fig: Figure, images: torch.Tensor | np.ndarray, num_rows: int, num_cols: int, titles: Sequence[str] | None = None
 ) -> tuple[Figure, np.ndarray]:
-    """Images in a num_rows x num_cols grid with optional titles, on fig or a new Figure.
+    """Images in a num_rows x num_cols grid of Axes on fig, with optional titles (the book's show_images,
+    whose caller may draw on each Axes; fmnist's own grids are one image, see plot_tiles).
 
     images: grey [N, H, W] or [N, 1, H, W], or colour [N, H, W, 3 or 4] (RGB or RGBA); floats
     in [0, 1] or uint8; N <= num_rows * num_cols. Returns the figure and the flat array of its
@@ -50,8 +53,6 @@ def image_grid(
     if pixels.dim() != 3 and not colour:
         raise ValueError(f"images must be grey [N, H, W] or [N, 1, H, W], or colour [N, H, W, 3]; got "
                          f"shape {tuple(pixels.shape)} (channels-first colour: permute(0, 2, 3, 1) first)")  # fmt: skip
-    if fig is None:
-        fig = Figure(figsize=(num_cols * scale, num_rows * scale))
     axes: np.ndarray = fig.subplots(num_rows, num_cols, squeeze=False).flatten()
     vmax = 255 if pixels.dtype == torch.uint8 else 1
     for i, ax in enumerate(axes):
@@ -297,7 +298,7 @@ def plot_predictions(
     bar_ax.set(xlim=(0, 1), ylim=(n * (c + 2), 0), xlabel="probability", yticks=[])
     for i in range(n):
         k = int(top[i])
-        bar_ax.text(0, i * (c + 2) + 0.6, _shorten(titles[i]), fontsize=10, va="center")
+        bar_ax.text(0.01, i * (c + 2) + 0.6, _shorten(titles[i]), fontsize=10, va="center")
         for j, name in enumerate(names):
             bar_ax.text(-0.02, rows[i, j], name, fontsize=8, ha="right", va="center",
                         fontweight="bold" if j == k else "normal")  # fmt: skip
@@ -319,9 +320,9 @@ def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
-def save_figure(fig: Figure, path: Path) -> None:
+def save_figure(fig: Figure, path: Path, tight: bool = False) -> None:
     """Render fig at DPI pixels per inch in the format path's suffix names (PNG when it names none)
-    and write it to path atomically."""
+    and write it to path atomically; with tight, cropped to what is drawn."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=path.suffix[1:].lower() or "png", dpi=DPI)
+    fig.savefig(buffer, format=path.suffix[1:].lower() or "png", dpi=DPI, bbox_inches="tight" if tight else None)
     write_atomic(path, buffer.getvalue())

@@ -1,7 +1,7 @@
 """Named training recipes: the settings each model trains with unless told otherwise.
 
 Plain data, importable without PyTorch so the command line can check names at once.
-Every recipe lists only what differs from train.Config's defaults, which are the seed
+Every recipe lists only what differs from settings.Config's defaults, which are the seed
 notebook's recipe. How the non-seed recipes were chosen (on a validation split, never on
 the test set) is in docs/recipes.md; bench/search.py reruns the search.
 """

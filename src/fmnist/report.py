@@ -24,7 +24,6 @@ from .fileio import write_atomic
 
 CAPTIONS = {
     "curves": "Training curves: mean cross-entropy per training example, and accuracy per epoch.",
-    "confusion": "Confusion matrix on the test set: each row is a true class, split over the predicted classes.",
     "mistakes": "The test images the model got wrong with the highest confidence: true / predicted (probability).",
     "weights": "The first layer's weights as pictures in pixel space (softmax regression: one template per "
     "class). Red: a bright pixel there raises the score; blue: it lowers it; white: no effect.",

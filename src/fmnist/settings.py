@@ -92,6 +92,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
 }
 
+# More threads than cores only wait on each other: 2000 made an epoch 150x slower, 3000 crashed PyTorch.
+THREADS_HERE = Range(int, 1, available_cores(), note="the CPU cores this process may use")
+
 RANGES: dict[str, Range] = {
     "epochs": Range(int, 1, 10_000),
     "batch_size": Range(int, 1, 60_000),  # the training set
@@ -101,8 +104,8 @@ RANGES: dict[str, Range] = {
     "dropout": Range(float, 0, 1, high_open=True),
     "val_size": Range(int, 0, 59_999),  # at least one training image stays
     "seed": Range(int, 0, 2**63 - 1),
-    # More threads than cores only wait on each other: 2000 made an epoch 150x slower, 3000 crashed PyTorch.
-    "threads": Range(int, 1, available_cores(), note="the CPU cores this process may use"),
+    # What a run may have used on a large machine; the command line allows at most this one's cores (cli).
+    "threads": Range(int, 1, 256),
 }
 
 
@@ -140,8 +143,9 @@ class Config:
 NAMES = tuple(f.name for f in fields(Config))
 
 
-# Measured on 2 cores (README, "Threads"): softmax regression's small products gain little from a second
-# thread and lose much when another process is busy; the other models gain 1.6-1.7x from every core.
+# Measured on 2 cores (bench/threads.py, README "Threads"): every model's epoch is 1.6-1.8x faster on two
+# idle cores and 1.3-2.3x slower beside a busy process. Softmax regression's run is mostly start-up, and
+# one thread keeps its default result the same on every machine; the other models train for minutes.
 ONE_THREAD_MODELS = ("softmax",)
 
 

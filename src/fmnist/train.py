@@ -90,9 +90,7 @@ def make_optimizer(config: Config, params: Iterable[torch.Tensor]) -> SGD | torc
         momentum = 0.9 if config.optimizer == "momentum" else 0.0
         return torch.optim.SGD(params, lr=config.lr, momentum=momentum, nesterov=momentum > 0,
                                weight_decay=config.weight_decay)  # fmt: skip
-    if config.optimizer == "adam":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    raise TrainingError(f"unknown optimizer {config.optimizer!r}; choose sgd, momentum or adam.")
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)  # adam: Config checked the name
 
 
 def learning_rate(config: Config, epoch: int) -> float:
@@ -121,8 +119,6 @@ SCRATCH_SUPPORTS = {"model": "softmax", "optimizer": "sgd", "weight_decay": 0.0,
 
 def check_impl(config: Config) -> None:
     """--impl scratch covers softmax regression with plain SGD on raw pixels; refuse the rest."""
-    if config.impl not in ("concise", "scratch"):
-        raise TrainingError(f"unknown --impl {config.impl!r}; choose concise or scratch.")
     if config.impl == "scratch":
         other = [f"--{k.replace('_', '-')} {getattr(config, k)}" for k, v in SCRATCH_SUPPORTS.items()
                  if getattr(config, k) != v]  # fmt: skip
@@ -219,8 +215,6 @@ def train(
     with fileio.exclusive(out):
         for name in RUN_FILES:
             fileio.check_output(out / name)  # a FIFO, device or link under a run file's name: refused before any work
-            for leftover in out.glob(f".{name}.*.tmp"):  # from a write cut short by a kill
-                leftover.unlink()
         saved = None
         if resume:
             saved = checkpoint.read_checkpoint(out / CHECKPOINT)
@@ -229,7 +223,9 @@ def train(
             claim(out, force)
         rows: list[dict] = [] if saved is None else saved.rows  # grows by one per finished epoch
         try:
-            return _train(config, device, out, data_dir, log, progress, saved, rows)
+            dataset = data.load(data_dir).to(device)  # before anything in out is removed: the data may be bad
+            clear(out, everything=saved is None)
+            return _train(config, device, out, dataset, log, progress, saved, rows)
         except KeyboardInterrupt:
             raise Interrupted(out, len(rows), len(rows) >= config.epochs) from None
 
@@ -238,20 +234,20 @@ def _train(
     config: Config,
     device: torch.device,
     out: Path,
-    data_dir: str | Path | None,
+    dataset: data.FashionMNIST,
     log: Callable[[str], None],
     progress: bool | None,
     saved: checkpoint.Checkpoint | None,
     rows: list[dict],
 ) -> dict:
-    """train()'s work inside the locked, claimed folder; appends each finished epoch's metrics to rows."""
+    """train()'s work inside the locked, claimed folder, with the dataset on device; appends each
+    finished epoch's metrics to rows."""
     if device.type == "cpu":
         torch.set_num_threads(threads_for(config))
     torch.manual_seed(config.seed)
     net = scratch.SoftmaxRegression() if config.impl == "scratch" else model.build(config.model, config.normalize,
                                                                                   config.dropout)  # fmt: skip
     net.to(device)
-    dataset = data.load(data_dir).to(device)
     train_X, train_y, val_X, val_y = split(dataset, config.val_size, config.seed)
     if config.normalize == "pixel":
         model.set_normalization(net, train_X.mean(dim=0), train_X.std(dim=0).clamp_min(NORMALIZE_MIN_STD))
@@ -310,10 +306,10 @@ def make_folder(out: Path) -> None:
 
 
 def claim(out: Path, force: bool) -> None:
-    """Make the locked folder out ready for a new run, or refuse: it must be empty or hold only the
-    settings of a run that never finished an epoch, unless force, which replaces fmnist's files in it
-    (and only those)."""
-    others = sorted(p.name for p in out.iterdir())
+    """Refuse the locked folder out for a new run unless it is empty, holds only the settings of a run
+    that never finished an epoch, or force is given (clear then replaces fmnist's files in it, and only
+    those)."""
+    others = sorted(p.name for p in out.iterdir() if not _leftover(p))
     unfinished = others == ["config.json"] and _is_run_config(out / "config.json")
     if others and not unfinished and not force:
         if (out / CHECKPOINT).exists():
@@ -322,8 +318,19 @@ def claim(out: Path, force: bool) -> None:
         shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
         raise TrainingError(f"{out} is not empty (it holds {shown}); choose a new or empty folder for --out, "
                             "or pass --force to replace fmnist's run files in it.")  # fmt: skip
-    for name in RUN_FILES:  # nothing of an earlier run may pass for this one's
-        (out / name).unlink(missing_ok=True)
+
+
+def clear(out: Path, everything: bool) -> None:
+    """Remove from out the temporary files of fmnist's writes cut short by a kill, and with everything
+    also the run files of an earlier run, so that nothing of it passes for the new run's."""
+    for path in out.iterdir():
+        if _leftover(path) or everything and path.name in RUN_FILES:
+            path.unlink()
+
+
+def _leftover(path: Path) -> bool:
+    """True for the temporary file of an atomic write of a run file (fileio.atomic_writer's naming)."""
+    return path.name.endswith(".tmp") and any(path.name.startswith(f".{name}.") for name in RUN_FILES)
 
 
 def _is_run_config(path: Path) -> bool:
@@ -339,8 +346,9 @@ def check_resumable(config: Config, device: torch.device, out: Path, done: int) 
     that differ from its own, or with no epochs left to train."""
     saved = asdict(checkpoint.read_config(out))
     wanted = {**asdict(config), "device": str(device), "threads": threads_for(config)}
+    ignored = {*RESUMABLE, *(() if device.type == "cpu" else ("threads",))}  # threads only matter on the CPU
     changed = [f"--{k.replace('_', '-')} {saved[k]} -> {v}" for k, v in wanted.items()
-               if k not in RESUMABLE and saved[k] != v]  # fmt: skip
+               if k not in ignored and saved[k] != v]  # fmt: skip
     if changed:
         raise TrainingError(f"cannot resume {out} with other settings ({', '.join(changed)}); use the run's own.")
     if config.schedule != "constant" and config.epochs != saved.get("epochs"):
