@@ -52,10 +52,7 @@ def atomic_writer(path: Path, check: Callable[[Path], None] | None = None) -> It
     File-system errors name path, never the temporary file.
     """
     check_output(path)
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, str(path)) from None
+    fd, tmp_name = _on_path(path, tempfile.mkstemp, prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -89,10 +86,10 @@ def write_atomic(path: Path, data: bytes) -> None:
         _on_path(path, f.write, data)
 
 
-def _on_path(path: Path, operation: Callable, *args: object) -> object:
-    """operation(*args), with an OSError re-raised as one about path."""
+def _on_path(path: Path, operation: Callable, *args: object, **kwargs: object) -> object:
+    """operation(*args, **kwargs), with an OSError re-raised as one about path."""
     try:
-        return operation(*args)
+        return operation(*args, **kwargs)
     except OSError as e:
         raise OSError(e.errno, e.strerror, str(path)) from None
 
@@ -110,11 +107,9 @@ def exclusive(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on the existing folder (an flock on the folder itself, which the system
     releases when the process ends, even by kill -9); PathError at once when another process holds it."""
     try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        fd = _on_path(folder, os.open, folder, os.O_RDONLY | os.O_DIRECTORY)
     except NotADirectoryError:
         raise PathError(f"{folder} is not a folder; choose a folder for the run directory.") from None
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, str(folder)) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
