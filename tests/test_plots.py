@@ -14,10 +14,9 @@ import pytest
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgba
-from matplotlib.figure import Figure
 from PIL import Image
 
-from fmnist import checkpoint, plots
+from fmnist import checkpoint, metrics, plots
 from fmnist.data import LABELS
 
 NAMES = list(LABELS)
@@ -94,7 +93,7 @@ def test_confusion_cells_are_row_fractions(tmp_path, drawn):
     assert len(drawn[0].axes) == 2  # the matrix and its colour bar
 
 
-def test_select_mistakes_takes_wrong_items_most_confident_first():
+def test_most_confident_mistakes_takes_wrong_items_most_confident_first():
     labels = torch.tensor([0, 1, 2, 3, 4, 5])
     probs = torch.tensor(
         [
@@ -106,9 +105,9 @@ def test_select_mistakes_takes_wrong_items_most_confident_first():
             [0, 0, 0, 0, 0.7, 0.3],  # wrong, 0.7
         ]
     )
-    assert plots.select_mistakes(labels, probs, 10).tolist() == [2, 5, 1, 4]
-    assert plots.select_mistakes(labels, probs, 2).tolist() == [2, 5]
-    assert plots.select_mistakes(labels, torch.eye(6), 10).tolist() == []
+    assert metrics.most_confident_mistakes(labels, probs, 10).tolist() == [2, 5, 1, 4]
+    assert metrics.most_confident_mistakes(labels, probs, 2).tolist() == [2, 5]
+    assert metrics.most_confident_mistakes(labels, torch.eye(6), 10).tolist() == []
 
 
 def labelled_tiles(ax, side: int = 28) -> list[tuple[str, np.ndarray]]:

@@ -61,6 +61,17 @@ def scores(confusion: torch.Tensor, names: list[str]) -> dict:
             "most_confused": most_confused(confusion, names)}  # fmt: skip
 
 
+def most_confident_mistakes(labels: torch.Tensor, probs: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices int64 [<= n] of misclassified items, the most confident mistake first (ties: lower index).
+
+    labels: int64 [N] true classes; probs: float [N, C] predicted probabilities (argmax = prediction).
+    """
+    confidence, predicted = probs.max(dim=1)
+    wrong = (predicted != labels).nonzero().flatten()
+    order = confidence[wrong].sort(descending=True, stable=True).indices
+    return wrong[order[:n]]
+
+
 def most_confused(confusion: torch.Tensor, names: list[str], k: int = 5) -> list[dict]:
     """The k largest off-diagonal cells: true label, predicted label, count."""
     off = confusion.clone()

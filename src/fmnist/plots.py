@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import matplotlib.backends.backend_agg  # noqa: F401  (see below)
 import numpy as np
@@ -21,12 +22,14 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from .fileio import write_atomic
+from .metrics import most_confident_mistakes
 
 # What the first savefig would import (matplotlib's Agg backend, Pillow's image formats) is imported
 # with this module, at start-up: a Ctrl-C during an import stops a command at once (cli), and after
 # training that would leave a run without its pictures and with the wrong advice.
 Image.preinit()
 
+Target = Path | BinaryIO  # where a picture goes: a file (its suffix names the format) or a stream (PNG)
 DPI = 100
 HIGHLIGHT, MUTED = "tab:blue", "#b8c4d0"  # the predicted class's bar, the other bars
 MISTAKE_COLUMNS = 6
@@ -75,7 +78,7 @@ def _blank(ax: Axes) -> None:
         spine.set_visible(False)
 
 
-def plot_curves(rows: list[dict], path: Path) -> None:
+def plot_curves(rows: list[dict], path: Target) -> None:
     """Training curves as a PNG: mean loss per example (left) and accuracies (right) per epoch.
 
     rows: one dict per epoch as in metrics.csv (epoch, train_loss, train_acc, test_acc; numbers or
@@ -103,7 +106,7 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     save_figure(fig, path)
 
 
-def plot_comparison(runs: list[tuple[str, list[dict]]], path: Path) -> None:
+def plot_comparison(runs: list[tuple[str, list[dict]]], path: Target) -> None:
     """Several runs' curves overlaid as a PNG: test accuracy (left) and training loss (right) per epoch,
     one colour per run, named in the legend.
 
@@ -129,7 +132,7 @@ def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
     return [int(row["epoch"]) for row in kept], [float(row[key]) for row in kept]
 
 
-def plot_confusion(confusion: torch.Tensor, names: Sequence[str], path: Path) -> None:
+def plot_confusion(confusion: torch.Tensor, names: Sequence[str], path: Target) -> None:
     """Row-normalised confusion matrix as a PNG, the fraction written in each cell.
 
     confusion: int64 counts [C, C], rows = true class, columns = predicted class; names: C labels.
@@ -149,7 +152,7 @@ def plot_confusion(confusion: torch.Tensor, names: Sequence[str], path: Path) ->
     save_figure(fig, path)
 
 
-def plot_weights(weights: torch.Tensor, path: Path, title: str, titles: Sequence[str] | None = None) -> None:
+def plot_weights(weights: torch.Tensor, path: Target, title: str, titles: Sequence[str] | None = None) -> None:
     """Weight pictures as a PNG: one tile per unit in a grid, on one diverging colour scale centred on 0
     that reaches the 99.5th percentile of |weight| (a few larger values are drawn at its ends).
 
@@ -192,7 +195,7 @@ def _mosaic(tiles: np.ndarray, columns: int, gap: int, top: int) -> tuple[np.nda
 def plot_tiles(
     images: torch.Tensor,
     titles: Sequence[str],
-    path: Path,
+    path: Target,
     columns: int,
     tile_inches: float,
     title: str | None = None,
@@ -220,25 +223,14 @@ def plot_tiles(
     save_figure(fig, path)
 
 
-def select_mistakes(labels: torch.Tensor, probs: torch.Tensor, n: int) -> torch.Tensor:
-    """Indices int64 [<= n] of misclassified items, the most confident mistake first (ties: lower index).
-
-    labels: int64 [N] true classes; probs: float [N, C] predicted probabilities (argmax = prediction).
-    """
-    confidence, predicted = probs.max(dim=1)
-    wrong = (predicted != labels).nonzero().flatten()
-    order = confidence[wrong].sort(descending=True, stable=True).indices
-    return wrong[order[:n]]
-
-
 def plot_mistakes(
-    images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, names: Sequence[str], path: Path, n: int = 24
+    images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, names: Sequence[str], path: Target, n: int = 24
 ) -> None:
     """Up to n misclassified images as a PNG grid titled "true / predicted (probability)".
 
     images: float [N, 1, 28, 28] in [0, 1]; labels: int64 [N]; probs: float [N, C]; most confident mistakes first.
     """
-    chosen = select_mistakes(labels, probs, n)
+    chosen = most_confident_mistakes(labels, probs, n)
     if len(chosen) == 0:
         fig = Figure(figsize=(5, 1.2))
         fig.text(0.5, 0.5, "No misclassified images.", ha="center", va="center", fontsize=12)
@@ -257,7 +249,7 @@ def plot_predictions(
     images: torch.Tensor,
     probs: torch.Tensor,
     names: Sequence[str],
-    path: Path,
+    path: Target,
     titles: Sequence[str],
     evidence: torch.Tensor | None = None,
 ) -> None:
@@ -320,9 +312,13 @@ def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
-def save_figure(fig: Figure, path: Path, tight: bool = False) -> None:
-    """Render fig at DPI pixels per inch in the format path's suffix names (PNG when it names none)
-    and write it to path atomically; with tight, cropped to what is drawn."""
+def save_figure(fig: Figure, path: Target, tight: bool = False) -> None:
+    """Render fig at DPI pixels per inch to path: a file, written atomically in the format its suffix
+    names (PNG when it names none), or a binary stream (PNG); with tight, cropped to what is drawn."""
+    options = {"dpi": DPI, "bbox_inches": "tight" if tight else None}
+    if not isinstance(path, Path):
+        fig.savefig(path, format="png", **options)
+        return
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=path.suffix[1:].lower() or "png", dpi=DPI, bbox_inches="tight" if tight else None)
+    fig.savefig(buffer, format=path.suffix[1:].lower() or "png", **options)
     write_atomic(path, buffer.getvalue())
