@@ -24,7 +24,7 @@ from conftest import small_fmnist, wait_for_line
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from fmnist import checkpoint, cli, data, evaluate, fileio
+from fmnist import checkpoint, cli, data, fileio, plots
 from fmnist import train as train_module
 from fmnist.train import CHECKPOINT, Config, train
 
@@ -372,11 +372,14 @@ def test_ctrl_c_after_the_last_epoch_says_how_to_draw_the_results(small_data, tm
     out = tmp_path / "my runs" / "first try"
     out.parent.mkdir()
 
-    def ctrl_c(*args, **kwargs):
-        raise KeyboardInterrupt
+    command, draw = os.getpid(), plots.plot_mistakes
+
+    def ctrl_c(*args, **kwargs):  # in a painter process: the command gets Ctrl-C while it waits for the pictures
+        os.kill(command, signal.SIGINT)
+        return draw(*args, **kwargs)
 
     with monkeypatch.context() as patched:
-        patched.setattr(evaluate.plots, "plot_mistakes", ctrl_c)  # while drawing the pictures
+        patched.setattr(plots, "plot_mistakes", ctrl_c)
         assert cli.main(["train", "--out", str(out), "--epochs", "2"]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{out} keeps all 2 epochs but not all its pictures and report" in err

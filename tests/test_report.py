@@ -19,7 +19,7 @@ from PIL import Image
 
 from fmnist import data, metrics, plots
 from fmnist.checkpoint import load_model, read_json
-from fmnist.report import write_report
+from fmnist.report import explorer, sprite, write_report
 from fmnist.train import Config, train
 
 
@@ -68,8 +68,9 @@ def run(small_data, tmp_path) -> dict:
     config["note"] = "<script>var injected = 1;</script> & more"  # text that must be escaped
     per_class, confused = metrics.per_class(confusion, names), metrics.most_confused(confusion, names)
     write_report(out / "report.html", config=config, rows=rows, summary=summary, per_class=per_class,
-                 confused=confused, confusion=confusion.numpy(), images=dataset.test_images[:, 0].numpy(),
-                 labels=dataset.test_labels.numpy(), probs=probs.numpy(), pictures=pictures)  # fmt: skip
+                 confused=confused, confusion=confusion.numpy(), pictures=pictures,
+                 explorer=explorer(sprite(dataset.test_images[:, 0].numpy()), dataset.test_labels.numpy(),
+                                   probs.numpy(), names))  # fmt: skip
     return {"out": out, "summary": summary, "rows": rows, "pictures": pictures, "per_class": per_class,
             "confused": confused, "confusion": confusion, "images": dataset.test_images[:, 0].numpy(),
             "labels": dataset.test_labels.numpy(), "probs": probs.numpy()}  # fmt: skip

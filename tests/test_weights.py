@@ -9,7 +9,6 @@ from conftest import make_small_dataset
 from matplotlib.figure import Figure
 from PIL import Image
 from safetensors.numpy import load_file
-
 from test_plots import prediction_rows
 
 from fmnist import cli, data, evaluate, model, plots
@@ -81,9 +80,15 @@ def test_pixel_weights_fold_the_standardisation_back():
     assert model.pixel_weights(model.lenet()).shape == (6, 5, 5)
 
 
+def draw_weights(net, model_name, path):
+    """weights.png of net, as fmnist eval draws it."""
+    weights, title, titles = evaluate.weights_picture(net, model_name)
+    plots.plot_weights(weights, path, title, titles)
+
+
 def test_weights_png_shows_each_class_template_in_its_colours(tmp_path, drawn):
     templates = class_templates()
-    evaluate.plot_weights(standardised_model(templates), "softmax", tmp_path / "weights.png")
+    draw_weights(standardised_model(templates), "softmax", tmp_path / "weights.png")
     fig = drawn[0]
     shown = tiles(rendered_grid(tmp_path / "weights.png", fig))
     norm = fig.axes[0].images[0].norm
@@ -105,7 +110,7 @@ def test_first_layer_pictures_of_the_other_models(tmp_path, drawn):
     for name, count, title in (("mlp", 64, "the first 64 of the 256 hidden units"), ("cnn", 16, "the 16 filters"),
                                ("lenet", 6, "the 6 filters")):  # fmt: skip
         net = model.build(name)
-        evaluate.plot_weights(net, name, tmp_path / f"{name}.png")
+        draw_weights(net, name, tmp_path / f"{name}.png")
         shown = tiles(rendered_grid(tmp_path / f"{name}.png", drawn[-1]))
         assert len(shown) == count and title in drawn[-1].axes[0].get_title()
         weights = model.pixel_weights(net).numpy()

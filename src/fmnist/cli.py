@@ -250,6 +250,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from . import checkpoint, data, evaluate, fileio
+    from .painters import Painters
 
     with checkpoint.locked_run(args.run_dir):
         net, config = checkpoint.load_model(args.run_dir)
@@ -258,7 +259,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return _fail(f"{args.run_dir} has no finished epoch yet; train it first.")
         dataset = data.load(args.data_dir)
         write = fileio.writable(args.run_dir)
-        result = evaluate.evaluate_run(args.run_dir, net, config, dataset, rows, write=write)
+        with Painters(dataset.test_images, one_at_a_time=False) as painters:  # nothing to wait for: all start now
+            result = evaluate.evaluate_run(args.run_dir, net, config, dataset, rows, write=write, painters=painters)
     result = {"run_dir": str(args.run_dir), "model": config["model"], **result}
     done = (f"pictures and report.html written to {args.run_dir}" if write else
             f"note: {args.run_dir} cannot be written, so its pictures and report were not redrawn")  # fmt: skip

@@ -7,17 +7,27 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import checkpoint, data, metrics, model, plots, report
+from . import checkpoint, data, metrics, model, report
+from .fileio import write_atomic
+from .painters import Painters
 
 PICTURES = ("curves", "confusion", "mistakes", "weights")
+MISTAKES = 24  # images in mistakes.png
 MAX_UNITS = 64  # weights.png of a wide first layer (the mlp's 256 units): these many, a quarter of the bytes
 
 
 def evaluate_run(
-    run_dir: Path, net: nn.Module, config: dict, dataset: data.FashionMNIST, rows: list[dict], write: bool = True
+    run_dir: Path,
+    net: nn.Module,
+    config: dict,
+    dataset: data.FashionMNIST,
+    rows: list[dict],
+    write: bool = True,
+    painters: Painters | None = None,
 ) -> dict:
     """Score net on the test set; returns test_acc, per_class and most_confused. With write, also
-    write summary.json, curves.png, confusion.png, mistakes.png, weights.png and report.html into run_dir.
+    write summary.json, curves.png, confusion.png, mistakes.png, weights.png and report.html into run_dir,
+    the pictures drawn by painters (None: in this process).
 
     config and rows are the run's config.json and metrics.csv rows.
     """
@@ -30,27 +40,34 @@ def evaluate_run(
         return result
     summary = checkpoint.summarize(rows)
     checkpoint.write_json(run_dir / "summary.json", summary)
+    probs = torch.softmax(scores, dim=1)
+    wrong = metrics.most_confident_mistakes(labels, probs, MISTAKES)
+    painters = painters or Painters(dataset.test_images, count=0)
+    weights, title, titles = weights_picture(net, config["model"])
+    drawn = {  # the slowest first, so that the painters share the work evenly
+        "mistakes": painters.draw("plot_mistakes", dataset.test_images[wrong.to(dataset.test_images.device)].cpu(),
+                                   labels[wrong], probs[wrong], names),
+        "confusion": painters.draw("plot_confusion", confusion, names),
+        "curves": painters.draw("plot_curves", rows),
+        "weights": painters.draw("plot_weights", weights, title=title, titles=titles),
+    }
+    explorer = report.explorer(painters.sprite(), labels.numpy(), probs.numpy(), names)  # while they draw
     pictures = {name: run_dir / f"{name}.png" for name in PICTURES}
-    images, probs = dataset.test_images.cpu(), torch.softmax(scores, dim=1)
-    plots.plot_curves(rows, pictures["curves"])
-    plots.plot_confusion(confusion, names, pictures["confusion"])
-    plots.plot_mistakes(images, labels, probs, names, pictures["mistakes"])
-    plot_weights(net, config["model"], pictures["weights"])
+    for name, path in pictures.items():
+        write_atomic(path, drawn[name]())
     del pictures["confusion"]  # the report has the matrix as a table, with the images of each cell
     report.write_report(run_dir / "report.html", config=config, rows=rows, summary=summary,
                         per_class=result["per_class"], confused=result["most_confused"], confusion=confusion.numpy(),
-                        images=images[:, 0].numpy(), labels=labels.numpy(), probs=probs.numpy(),
-                        pictures=pictures)  # fmt: skip
+                        explorer=explorer, pictures=pictures)  # fmt: skip
     return result
 
 
-def plot_weights(net: nn.Module, model_name: str, path: Path) -> None:
-    """weights.png: softmax regression's ten class templates, or (up to MAX_UNITS of) the first layer's
-    units or filters."""
+def weights_picture(net: nn.Module, model_name: str) -> tuple[torch.Tensor, str, list[str] | None]:
+    """fmnist.plots.plot_weights' weights, title and titles for net: softmax regression's ten class
+    templates, or (up to MAX_UNITS of) the first layer's units or filters."""
     weights = model.pixel_weights(net)
     if model_name == "softmax":
-        plots.plot_weights(weights, path, "Weights of each class, in pixel space", list(data.LABELS))
-        return
+        return weights, "Weights of each class, in pixel space", list(data.LABELS)
     layer = "filters of the first convolution" if weights.shape[1] < 28 else "hidden units of the first layer"
     shown = f"the first {MAX_UNITS} of the {len(weights)}" if len(weights) > MAX_UNITS else f"the {len(weights)}"
-    plots.plot_weights(weights[:MAX_UNITS], path, f"{model_name}: {shown} {layer}, in pixel space")
+    return weights[:MAX_UNITS], f"{model_name}: {shown} {layer}, in pixel space", None

@@ -14,8 +14,10 @@ import hashlib
 import io
 import json
 import mimetypes
+import zlib
 from html import escape
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -146,17 +148,14 @@ def write_report(
     per_class: list[dict],
     confused: list[dict],
     confusion: np.ndarray,
-    images: np.ndarray,
-    labels: np.ndarray,
-    probs: np.ndarray,
+    explorer: str,
     pictures: dict[str, Path],
 ) -> None:
     """Write the run's report as one self-contained HTML file at path (atomically).
 
     config: config.json's content; rows: metrics.csv rows; summary: summary.json (test_acc etc. in [0, 1]);
     per_class: fmnist.metrics.per_class rows; confused: fmnist.metrics.most_confused rows;
-    confusion: int counts [C, C] (row = true class); images: the test images, floats [N, 28, 28] in [0, 1];
-    labels: their classes, ints [N]; probs: the model's probabilities [N, C];
+    confusion: int counts [C, C] (row = true class); explorer: what report.explorer makes of the test set;
     pictures: name -> PNG path, embedded in order (names of CAPTIONS get their caption).
     """
     run = path.parent.name or "run"
@@ -184,7 +183,7 @@ def write_report(
         "<h2>Configuration</h2>",
         _config_table(config),
     ]
-    write_atomic(path, _page(f"fmnist report: {run}", body, _explorer(images, labels, probs, names)))
+    write_atomic(path, _page(f"fmnist report: {run}", body, explorer))
 
 
 def write_comparison(path: Path, result: dict, picture: Path) -> None:
@@ -247,10 +246,22 @@ def _page(title: str, body: list[str], script: str = "") -> bytes:
     ).encode()
 
 
-def _explorer(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, names: list[str]) -> str:
-    """The test set for SCRIPT: the sprite as a style rule, the labels, predictions and
-    probabilities as JSON, and SCRIPT itself."""
-    sprite, columns, rows = _sprite(images)
+class Sprite(NamedTuple):
+    """The test images in one PNG (see sprite): its data: URI, and its size in images."""
+
+    uri: str
+    columns: int
+    rows: int
+
+
+def explorer(sprite: Sprite, labels: np.ndarray, probs: np.ndarray, names: list[str]) -> str:
+    """The page's clickable test set, for write_report: the sprite of the test images as a style rule,
+    the labels, predictions and probabilities as JSON, and SCRIPT, which shows them.
+
+    sprite: sprite(test images); labels: their classes, ints [N]; probs: the model's probabilities [N, C];
+    names: the C class names.
+    """
+    columns, rows = sprite.columns, sprite.rows
     test_set = {
         "names": names,
         "labels": np.asarray(labels).tolist(),
@@ -260,16 +271,16 @@ def _explorer(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, names: 
         "size": THUMB,
         "mistakes": MISTAKES_SHOWN,
     }
-    style = (f".tile {{ width: {THUMB}px; height: {THUMB}px; background-image: url({sprite}); "
+    style = (f".tile {{ width: {THUMB}px; height: {THUMB}px; background-image: url({sprite.uri}); "
              f"background-size: {columns * THUMB}px {rows * THUMB}px; }}")  # fmt: skip
     data = json.dumps(test_set, separators=(",", ":")).replace("</", "<\\/")  # JSON cannot end the element
     return (f"<style>{style}</style>\n<script type=\"application/json\" id=\"test-set\">{data}</script>\n"
             f"<script>{SCRIPT}</script>")  # fmt: skip
 
 
-def _sprite(images: np.ndarray) -> tuple[str, int, int]:
+def sprite(images: np.ndarray) -> Sprite:
     """The images [N, h, w] (floats in [0, 1]) in one grey PNG, image i at row i // columns and
-    column i % columns, with SPRITE_LEVELS grey levels; returns its data: URI, columns and rows."""
+    column i % columns, with SPRITE_LEVELS grey levels (about 70 ms for the 10,000 test images)."""
     n, h, w = images.shape
     columns = min(n, SPRITE_COLUMNS)
     rows = -(-n // columns)
@@ -279,8 +290,9 @@ def _sprite(images: np.ndarray) -> tuple[str, int, int]:
     picture = Image.frombytes("P", (columns * w, rows * h), grid.tobytes())
     picture.putpalette([round(255 * k / (SPRITE_LEVELS - 1)) for k in range(SPRITE_LEVELS) for _ in range(3)])
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", bits=4, compress_level=1)  # 10% larger than level 6, a third of the time
-    return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}", columns, rows
+    # run-length coding: 4% smaller than zlib's default at level 6, in a quarter of the time
+    picture.save(buffer, format="PNG", bits=4, compress_type=zlib.Z_RLE)
+    return Sprite(f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}", columns, rows)
 
 
 def _describe(config: dict) -> str:

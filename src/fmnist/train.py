@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from . import __version__, checkpoint, data, evaluate, fileio, metrics, model, scratch
 from .errors import UserError
+from .painters import Painters
 from .settings import Config, threads_for
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -225,7 +226,9 @@ def train(
         try:
             dataset = data.load(data_dir).to(device)  # before anything in out is removed: the data may be bad
             clear(out, everything=saved is None)
-            return _train(config, device, out, dataset, log, progress, saved, rows)
+            # they import matplotlib while this process trains (and leave the folder's lock to it: fileio)
+            with Painters(dataset.test_images) as painters:
+                return _train(config, device, out, dataset, log, progress, saved, rows, painters)
         except KeyboardInterrupt:
             raise Interrupted(out, len(rows), len(rows) >= config.epochs) from None
 
@@ -239,9 +242,10 @@ def _train(
     progress: bool | None,
     saved: checkpoint.Checkpoint | None,
     rows: list[dict],
+    painters: Painters,
 ) -> dict:
     """train()'s work inside the locked, claimed folder, with the dataset on device; appends each
-    finished epoch's metrics to rows."""
+    finished epoch's metrics to rows; painters draw the pictures at the end."""
     if device.type == "cpu":
         torch.set_num_threads(threads_for(config))
     torch.manual_seed(config.seed)
@@ -294,7 +298,7 @@ def _train(
             f"epoch {epoch:3d}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
             f"{scores}  {seconds:6.2f} s  {len(train_batches.labels) / seconds:9,.0f} img/s"
         )
-    evaluate.evaluate_run(out, net, description, dataset, rows)
+    evaluate.evaluate_run(out, net, description, dataset, rows, painters=painters)
     return checkpoint.summarize(rows)
 
 
