@@ -78,7 +78,7 @@ def test_painters_draw_the_same_bytes_as_this_process(one_at_a_time):
     expected = {name: result() for name, result in jobs(here).items()}
     before = descendants(os.getpid())
     with Painters(images(), count=2, one_at_a_time=one_at_a_time) as forked:
-        assert len(descendants(os.getpid()) - before) == 2  # the first painter and the one it forked
+        assert len(descendants(os.getpid()) - before) == 2
         drawn = {name: result() for name, result in jobs(forked).items()}
         sprite = forked.sprite()
     assert drawn == expected
@@ -96,15 +96,25 @@ def test_an_error_in_a_painter_is_raised_here_with_its_traceback():
         result = forked.draw("plot_curves", wrong)
         with pytest.raises(type(here.value), match=str(here.value)) as raised:
             result()
-        assert "in the drawing process" in "".join(raised.value.__notes__)
-        assert "plot_curves" in "".join(raised.value.__notes__)
+        cause = str(raised.value.__cause__)
+        assert cause.startswith("in the drawing process") and "in plot_curves" in cause
         assert forked.draw("plot_curves", [{"epoch": 1, "train_loss": 1.0}])()[:4] == b"\x89PNG"  # still drawing
+
+
+def test_a_painter_that_cannot_import_matplotlib_answers_with_that_error(monkeypatch):
+    monkeypatch.delitem(sys.modules, "fmnist.plots")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed, in the painters
+    with Painters(images()) as forked:
+        with pytest.raises(ModuleNotFoundError, match="matplotlib"):
+            forked.sprite()
+        with pytest.raises(ModuleNotFoundError, match="matplotlib"):
+            jobs(forked)["curves"]()
 
 
 def test_a_killed_painter_is_one_clear_error_and_leaves_no_process(tmp_path):
     before = descendants(os.getpid())
     with Painters(images()) as forked:
-        forked.sprite()  # the first painter is ready (it has forked the second)
+        forked.sprite()  # the first painter has imported matplotlib
         first = forked._processes[0].pid
         os.kill(first, signal.SIGKILL)
         with pytest.raises(PainterError, match="a drawing process ended unexpectedly .*fmnist eval"):

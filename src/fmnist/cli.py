@@ -249,6 +249,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
     from . import checkpoint, data, evaluate, fileio
     from .painters import Painters
 
@@ -259,7 +261,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return _fail(f"{args.run_dir} has no finished epoch yet; train it first.")
         dataset = data.load(args.data_dir)
         write = fileio.writable(args.run_dir)
-        with Painters(dataset.test_images, one_at_a_time=False) as painters:  # nothing to wait for: all start now
+        # all painters import matplotlib at once: this process has nothing to do meanwhile
+        with Painters(dataset.test_images, one_at_a_time=False) if write else nullcontext() as painters:
             result = evaluate.evaluate_run(args.run_dir, net, config, dataset, rows, write=write, painters=painters)
     result = {"run_dir": str(args.run_dir), "model": config["model"], **result}
     done = (f"pictures and report.html written to {args.run_dir}" if write else

@@ -70,4 +70,5 @@ def weights_picture(net: nn.Module, model_name: str) -> tuple[torch.Tensor, str,
         return weights, "Weights of each class, in pixel space", list(data.LABELS)
     layer = "filters of the first convolution" if weights.shape[1] < 28 else "hidden units of the first layer"
     shown = f"the first {MAX_UNITS} of the {len(weights)}" if len(weights) > MAX_UNITS else f"the {len(weights)}"
-    return weights[:MAX_UNITS], f"{model_name}: {shown} {layer}, in pixel space", None
+    # a copy: a view would take all the units' weights with it to a painter
+    return weights[:MAX_UNITS].clone(), f"{model_name}: {shown} {layer}, in pixel space", None

@@ -1,16 +1,17 @@
 """A run's pictures, drawn in helper processes while this one goes on.
 
-Importing matplotlib and drawing a run's four pictures take about half as long as the ten
-epochs of the default recipe, which train on one core. So once the data is loaded, painters
+Importing matplotlib and drawing a run's four pictures take about two thirds as long as the
+ten epochs of the default recipe, which train on one core. So once the data is loaded, painters
 are forked: they import fmnist.plots on the other core while this process trains, and the
 first also makes the report's sprite of the test images (inherited by the fork, not sent).
 After training they draw the pictures they are sent, in parallel, and return PNG bytes. Only
 this process writes files, so a painter may be stopped at any moment. Where fork is not
-available (or with count 0), the same calls run in this process.
+available, in a daemonic process, or with count 0, the same calls run in this process.
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 import itertools
 import multiprocessing
@@ -27,7 +28,7 @@ from types import TracebackType
 import numpy as np
 import torch
 
-from . import report
+from . import fileio, report
 from .errors import UserError
 
 # fork shares the imported PyTorch; macOS offers fork, but its system libraries do not support it
@@ -37,12 +38,12 @@ FORKING = multiprocessing.get_context("fork") if FORK else None
 
 
 class PainterError(UserError):
-    """A painter process ended before it answered (killed, or out of memory)."""
+    """A painter process ended before it answered (killed from outside, or out of memory)."""
 
 
 class Painters:
-    """A context manager: up to count forked processes that draw fmnist.plots pictures (count 0: drawn in
-    this process). Leaving the block stops them at once, even in the middle of a picture.
+    """A context manager: up to count forked processes (no more than the cores this process may use) that
+    draw fmnist.plots pictures; with none, they are drawn in this process. Leaving the block stops them at once, even in the middle of a picture.
 
     images: the test images, float [N, 1, H, W] in [0, 1] on any device, for sprite(). one_at_a_time: the
     painters import matplotlib one after the other, so that they leave a core to this process while it
@@ -58,32 +59,32 @@ class Painters:
         self._busy: dict[int, int] = {}  # painter -> the one job it has been sent and not yet answered
         self._answers: dict[int, tuple] = {}
         self._sprite_job = next(self._jobs)
-        count = min(count, len(os.sched_getaffinity(0))) if FORK else 0
+        # a daemonic process (a multiprocessing.Pool worker) may not have children
+        count = min(count, len(os.sched_getaffinity(0))) if FORK and not multiprocessing.current_process().daemon else 0
         if count == 0:
             from . import plots  # noqa: F401  (imported now, as a painter does: no import after training)
 
             return
         # one at a time: painter i + 1 imports matplotlib once painter i has (when gate i's write end closes)
         gates = [os.pipe() for _ in range(count - 1)] if one_at_a_time else []
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # until the painters set Ctrl-C aside
         try:
-            for i in range(count):
-                ours, theirs = FORKING.Pipe()
-                after = gates[i - 1][0] if 0 < i <= len(gates) else None
-                then = gates[i][1] if i < len(gates) else None
-                others = [fd for gate in gates for fd in gate if fd not in (after, then)]
-                process = FORKING.Process(target=_serve, name="fmnist painter", daemon=True,
-                                          args=(theirs, [*self._pipes, ours], others, after, then,
-                                                self._images if i == 0 else None))  # fmt: skip
-                process.start()
-                theirs.close()
-                self._pipes.append(ours)
-                self._processes.append(process)
+            with fileio.uninterrupted():  # Ctrl-C waits until every painter started is known, so that close() stops it
+                for i in range(count):
+                    ours, theirs = FORKING.Pipe()
+                    after = gates[i - 1][0] if 0 < i <= len(gates) else None
+                    then = gates[i][1] if i < len(gates) else None
+                    others = [fd for gate in gates for fd in gate if fd not in (after, then)]
+                    process = FORKING.Process(target=_serve, name="fmnist painter", daemon=True,
+                                              args=(theirs, [*self._pipes, ours], others, after, then,
+                                                    self._images if i == 0 else None))  # fmt: skip
+                    process.start()
+                    theirs.close()
+                    self._pipes.append(ours)
+                    self._processes.append(process)
         except BaseException:
             self.close()
             raise
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             for fd in (fd for gate in gates for fd in gate):
                 os.close(fd)
         self._busy[0] = self._sprite_job  # the first painter sends the sprite unasked
@@ -138,6 +139,8 @@ class Painters:
 
     def _result(self, job: int) -> object:
         while job not in self._answers:
+            if not self._busy:  # its painter was lost earlier
+                raise _lost()
             for pipe in wait([self._pipes[painter] for painter in self._busy]):
                 painter = self._pipes.index(pipe)
                 try:
@@ -149,8 +152,7 @@ class Painters:
         answer = self._answers[job]
         if answer[0] == "error":
             error, trace = answer[1], answer[2]
-            error.add_note(f"in the drawing process:\n{trace}")
-            raise error
+            raise error from RuntimeError(f"in the drawing process:\n{trace}")
         return answer[1]
 
 
@@ -170,34 +172,34 @@ def _serve(
     images: np.ndarray | None,
 ) -> None:
     """A painter's life: wait until the gate after closes, import fmnist.plots, close the gate then, send the
-    sprite of images (if any), then answer each drawing request until the pipe closes.
+    sprite of images (if any), then answer each drawing request until the pipe closes (with the import's
+    error, if it failed).
 
     parent_ends and other_gates are closed first: a pipe or gate must end when the process at its other end does.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent answers Ctrl-C, and stops the painters
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     for end in parent_ends:
         end.close()
     for fd in other_gates:
         os.close(fd)
-    null = os.open(os.devnull, os.O_WRONLY)  # hold none of the caller's pipes: errors travel back on pipe
-    os.dup2(null, 1)
-    os.dup2(null, 2)
+    null = os.open(os.devnull, os.O_RDWR)  # hold none of the caller's standard streams: errors travel on pipe
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
     torch.set_num_threads(1)  # the parent trains on the cores it chose; as a DataLoader worker does after fork
     if after is not None:
         os.read(after, 1)  # nothing is written: it returns when the previous painter closes the gate, or ends
-    from . import plots  # noqa: F401
-
+    imported = _call(importlib.import_module, "fmnist.plots")  # a failure is every answer of this painter
     if then is not None:
         os.close(then)
     if images is not None:
-        pipe.send_bytes(_pickled(_call(report.sprite, images)))
+        pipe.send_bytes(_pickled(_call(report.sprite, images) if imported[0] == "ok" else imported))
     while True:
         try:
             plot, args, kwargs = pickle.loads(pipe.recv_bytes())
         except EOFError:
             return
-        pipe.send_bytes(_pickled(_draw(plot, args, kwargs)))
+        pipe.send_bytes(_pickled(_draw(plot, args, kwargs) if imported[0] == "ok" else imported))
 
 
 def _draw(plot: str, args: tuple, kwargs: dict) -> tuple:
