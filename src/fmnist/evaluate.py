@@ -46,7 +46,7 @@ def evaluate_run(
     weights, title, titles = weights_picture(net, config["model"])
     drawn = {  # the slowest first, so that the painters share the work evenly
         "mistakes": painters.draw("plot_mistakes", dataset.test_images[wrong.to(dataset.test_images.device)].cpu(),
-                                   labels[wrong], probs[wrong], names),
+                                   labels[wrong], probs[wrong], names, n=MISTAKES),
         "confusion": painters.draw("plot_confusion", confusion, names),
         "curves": painters.draw("plot_curves", rows),
         "weights": painters.draw("plot_weights", weights, title=title, titles=titles),

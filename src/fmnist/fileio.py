@@ -143,8 +143,8 @@ def exclusive(folder: Path) -> Iterator[None]:
 @contextmanager
 def uninterrupted() -> Iterator[None]:
     """Hold back Ctrl-C (SIGINT) during the block, for steps that must be done together (files that change
-    together, processes started and recorded): it is noted, and handled as it would have been once the block ends. Signal handlers belong to the main thread, so
-    elsewhere this does nothing."""
+    together, processes started and recorded): it is noted, and handled as it would have been once the
+    block ends. Signal handlers belong to the main thread, so elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

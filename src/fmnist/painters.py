@@ -43,7 +43,8 @@ class PainterError(UserError):
 
 class Painters:
     """A context manager: up to count forked processes (no more than the cores this process may use) that
-    draw fmnist.plots pictures; with none, they are drawn in this process. Leaving the block stops them at once, even in the middle of a picture.
+    draw fmnist.plots pictures; with none, they are drawn in this process. Leaving the block stops them at
+    once, even in the middle of a picture.
 
     images: the test images, float [N, 1, H, W] in [0, 1] on any device, for sprite(). one_at_a_time: the
     painters import matplotlib one after the other, so that they leave a core to this process while it
