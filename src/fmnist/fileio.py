@@ -37,6 +37,45 @@ def check_output(path: Path) -> None:
                         "files, so remove it or choose another name.")  # fmt: skip
 
 
+class NotRegularFile(PathError):
+    """An input path is not a regular file (a folder, a FIFO, a device, a socket); kind names what it is."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        super().__init__(f"{path} is {kind}, not a regular file.")
+        self.path, self.kind = path, kind
+
+
+class TooLarge(PathError):
+    """An input file is larger than anything fmnist writes under its name; limit is the bound in bytes."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        super().__init__(f"{path} is larger than {limit:,} bytes.")
+        self.path, self.limit = path, limit
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The whole content of the regular file path (symbolic links followed), at most limit bytes.
+
+    NotRegularFile for a folder, FIFO, device or socket (opened without blocking, never read),
+    TooLarge beyond limit (also when the file grows while it is read); OSError as open() raises it
+    (FileNotFoundError, PermissionError...).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO's open would wait for a writer
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(path, _kind(mode))
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, min(limit + 1 - size, 1 << 24))):
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise TooLarge(path, limit)
+    return b"".join(chunks)
+
+
 def _kind(mode: int) -> str:
     kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"),
              (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
