@@ -128,7 +128,8 @@ def test_fewer_than_two_usable_runs_is_an_error(runs, capsys):
         ({"metrics.csv": None}, "metrics.csv is missing"),
         ({"config.json": b"[1, 2"}, "config.json is not a JSON object"),
         ({"config.json": None}, "config.json is missing"),
-        ({"metrics.csv": b"epoch,train_loss,train_acc,test_acc,seconds\n"}, "is unfinished (0 of 3 epochs)"),
+        ({"metrics.csv": b"epoch,train_loss,train_acc,test_acc,seconds\n"},
+         "the checkpoint holds 3 epochs but metrics.csv only 0"),
     ],
 )
 def test_each_kind_of_damage_is_one_sentence_and_the_others_still_compare(runs, damage, message, capsys):

@@ -406,7 +406,7 @@ def test_resume_hints_are_commands_a_shell_runs_whatever_the_path(small_data, tm
         patched.setattr(train_module, "train_epoch", stop_in_epoch_2)
         assert cli.main(["train", "--out", str(out), "--epochs", "3", "--data-dir", str(small_data)]) == 130
     hint = shlex.split(capsys.readouterr().err.split("Continue with: ")[1])
-    assert hint == ["fmnist", "train", "--out", str(out), "--resume", "--data-dir", str(small_data)]
+    assert hint == ["fmnist", "train", f"--out={out}", "--resume", f"--data-dir={small_data}"]
     assert cli.main(hint[1:]) == 0
     assert len(checkpoint.read_metrics(out / "metrics.csv")) == 3
 
@@ -521,9 +521,9 @@ def test_nothing_is_imported_once_an_epoch_is_kept(tmp_path):
     # Ctrl-C inside an import stops the command at once with "run the same command again" (cli), which
     # is only right while no epoch is kept: so the pictures' first savefig must import nothing new.
     probe = (
-        "import sys\nfrom fmnist import checkpoint, cli\nseen = []\nwrite = checkpoint.write_metrics\n"
-        "def spy(*args):\n    seen.append(set(sys.modules)) if not seen else None\n    return write(*args)\n"
-        "checkpoint.write_metrics = spy\n"
+        "import sys\nfrom fmnist import checkpoint, cli\nseen = []\nwrite = checkpoint.save_checkpoint\n"
+        "def spy(*args):\n    write(*args)\n    seen.append(set(sys.modules)) if not seen else None\n"
+        "checkpoint.save_checkpoint = spy\n"
         f"assert cli.main(['train', '--out', {str(tmp_path / 'run')!r}, '--epochs', '2', '--quiet']) == 0\n"
         "print(sorted(set(sys.modules) - seen[0]))"
     )

@@ -20,15 +20,17 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from . import model, settings
-from .errors import UserError
-from .fileio import exclusive, write_atomic
+from .errors import UserError, command
+from .fileio import NotRegularFile, TooLarge, exclusive, read_bounded, write_atomic
 from .settings import Config
 
 METRICS_COLUMNS = ("epoch", "train_loss", "train_acc", "val_acc", "test_acc", "seconds")  # val_acc with --val-size
+CHECKPOINT = "checkpoint.safetensors"
 CHECKPOINT_FORMAT = "fmnist-checkpoint-1"
 
 
@@ -36,18 +38,41 @@ class CheckpointError(UserError):
     """A run directory is missing, damaged or belongs to something else; the message says what to do."""
 
 
+# The most each file may hold: well above what fmnist writes (10,000 epochs of metrics; the largest model and
+# its optimizer state), far below what would hurt to read whole.
+LIMITS = {"config.json": 64 << 10, "metrics.csv": 4 << 20, "model.safetensors": 16 << 20,
+          "checkpoint.safetensors": 48 << 20}  # fmt: skip
+
+
 def write_json(path: Path, obj: object) -> None:
     """Write obj as indented JSON, atomically."""
-    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
+    write_atomic(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
+
+
+def read_run_file(path: Path) -> bytes:
+    """The content of the run file path (config.json, metrics.csv, model.safetensors or the checkpoint), read
+    within its bound (LIMITS); FileNotFoundError when it is missing, CheckpointError naming what else is wrong."""
+    try:
+        return read_bounded(path, LIMITS[path.name])
+    except FileNotFoundError:
+        raise
+    except (NotRegularFile, TooLarge) as e:
+        raise CheckpointError(f"{e} fmnist writes no such {path.name}, so the run directory is damaged; "
+                              "train that run again.") from None  # fmt: skip
+    except PermissionError:
+        raise CheckpointError(f"{path} cannot be read (permission denied); check the permissions of "
+                              f"{path.parent}.") from None  # fmt: skip
+    except OSError as e:
+        raise CheckpointError(f"{path} cannot be read ({e.strerror or e}).") from None
 
 
 def read_json(path: Path) -> dict:
     """Read a JSON object written by write_json."""
     try:
-        obj = json.loads(path.read_text())
+        obj = json.loads(read_run_file(path))
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing; is {path.parent} a run directory made by `fmnist train`?") from None
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than Python parses
         obj = None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} is not a JSON object as fmnist writes it; the run directory is damaged.")
@@ -78,23 +103,23 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
 
     FileNotFoundError when it is missing; CheckpointError when it is not valid safetensors.
     """
+    content = read_run_file(path)
     try:
-        with safe_open(path, framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
-    except FileNotFoundError:
-        raise
-    except (SafetensorError, OSError, ValueError):
+        tensors = load_safetensors(content)
+        header = json.loads(content[8 : 8 + int.from_bytes(content[:8], "little")])  # valid: load read it
+        metadata = header.get("__metadata__") or {}
+    except (SafetensorError, ValueError, TypeError, AttributeError, RecursionError):
         raise CheckpointError(f"{path} is not a valid safetensors file; it is damaged, train again.") from None
+    return tensors, metadata
 
 
 def read_metrics(path: Path) -> list[dict]:
     """The rows of a metrics.csv written by write_metrics, with numbers as numbers (checked as check_rows)."""
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = list(csv.DictReader(io.StringIO(read_run_file(path).decode(), newline="")))
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing; is {path.parent} a run directory made by `fmnist train`?") from None
-    except (OSError, csv.Error, UnicodeDecodeError):
+    except (csv.Error, UnicodeDecodeError):
         rows = None
     return check_rows(rows, path)
 
@@ -163,37 +188,37 @@ def locked_run(run_dir: Path) -> Iterator[None]:
 
 
 def load_model(run_dir: Path) -> tuple[torch.nn.Module, dict]:
-    """The model of a run directory (on the CPU, eval mode) and its config.json."""
+    """The model of a run directory (on the CPU, eval mode) and its config.json, whose settings are checked."""
     _require_run_dir(run_dir)
+    read_config(run_dir)  # every setting valid
     config = read_json(run_dir / "config.json")
     path = run_dir / "model.safetensors"
     try:
         tensors, metadata = read_safetensors(path)
     except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing; train again to recreate it.") from None
+        again = (f"`{command('fmnist', 'train', f'--out={run_dir}', '--resume')}` writes it again from the run's "
+                 "checkpoint") if (run_dir / CHECKPOINT).is_file() else "train again to recreate it"
+        raise CheckpointError(f"{path} is missing; {again}.") from None
     name = config.get("model")
-    problems = [problem for key in ("model", "normalize", "dropout") if key in config
-                and (problem := settings.check_value(key, config[key]))]  # fmt: skip
-    if problems or name is None:
-        problem = "; ".join(problems) or "no model named"
-        raise CheckpointError(f"{run_dir / 'config.json'} is damaged ({problem}); train that run again.")
     if metadata.get("model", name) != name:  # a file written by another tool may carry no metadata
         raise CheckpointError(f"{path} holds model {metadata.get('model')!r} but config.json says {name!r}; "
                               "the run directory is mixed up, train again.")  # fmt: skip
-    try:
-        with torch.random.fork_rng(devices=[]):  # initial values are overwritten: leave the caller's RNG alone
-            net = model.build(name, config.get("normalize"), config.get("dropout", 0.0))
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{run_dir / 'config.json'} describes a model this fmnist cannot build ({e}).") from None
+    with torch.random.fork_rng(devices=[]):  # initial values are overwritten: leave the caller's RNG alone
+        net = model.build(name, config.get("normalize"), config.get("dropout", 0.0))
+    _check_finite(tensors, path)
     try:
         model.import_tensors(net, tensors)
     except ValueError as e:
         raise CheckpointError(f"{path} does not fit model {name!r}: {e}.") from None
+    return net.eval(), config
+
+
+def _check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """CheckpointError naming the tensors of path that hold NaN or infinity."""
     broken = [k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all()]
     if broken:
-        raise CheckpointError(f"{path} holds values that are not finite numbers (in {', '.join(broken)}), so its "
-                              "predictions would be meaningless; train that run again.")  # fmt: skip
-    return net.eval(), config
+        raise CheckpointError(f"{path} holds values that are not finite numbers (in {', '.join(broken)}), so the "
+                              "run directory is damaged; train that run again.")  # fmt: skip
 
 
 def save_checkpoint(path: Path, net: torch.nn.Module, optimizer, shuffle: torch.Generator, rows: list[dict]) -> None:
@@ -226,7 +251,8 @@ class Checkpoint:
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
-    """Read a checkpoint written by save_checkpoint; CheckpointError when missing or damaged."""
+    """Read a checkpoint written by save_checkpoint; CheckpointError when missing or damaged (not finite
+    included)."""
     try:
         tensors, metadata = read_safetensors(path)
     except FileNotFoundError:
@@ -237,26 +263,94 @@ def read_checkpoint(path: Path) -> Checkpoint:
         param_groups, rows = json.loads(metadata["param_groups"]), json.loads(metadata["metrics"])
         if not (isinstance(param_groups, list) and all(isinstance(g, dict) for g in param_groups)):
             raise ValueError("param_groups")
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, RecursionError):
         raise CheckpointError(f"{path} is not an fmnist checkpoint; start again with --force.") from None
+    _check_finite(tensors, path)
     return Checkpoint(path, tensors, param_groups, check_rows(rows, path))
 
 
-def restore_checkpoint(saved: Checkpoint, net: torch.nn.Module, optimizer, shuffle: torch.Generator) -> None:
-    """Put the checkpoint's state into net, optimizer, shuffle and the global torch RNG."""
+def read_run(run_dir: Path, resuming: bool = False) -> tuple[Config, list[dict], Checkpoint | None]:
+    """run_dir's settings (config.json), per-epoch metrics (metrics.csv) and checkpoint (None when there is
+    none, unless resuming), checked to tell of one run; CheckpointError naming what disagrees.
+
+    They agree when the metrics have no more epochs than config.json plans, a validation score exactly when
+    config.json has a validation split, and the checkpoint's epochs are metrics.csv's first; metrics.csv may
+    be one epoch ahead (a kill while an epoch's files were written). A missing metrics.csv is the checkpoint's.
+    """
+    _require_run_dir(run_dir)
+    config = read_config(run_dir)
+    path = run_dir / CHECKPOINT
+    saved = read_checkpoint(path) if resuming or path.exists() else None
+    metrics = run_dir / "metrics.csv"
+    if saved is not None and not metrics.exists():
+        if not resuming:
+            raise CheckpointError(f"{metrics} is missing; `{command('fmnist', 'train', f'--out={run_dir}', '--resume')}`"
+                                  " writes it again from the run's checkpoint.")  # fmt: skip
+        rows = saved.rows
+    else:
+        rows = read_metrics(metrics)
+    done, problem = len(saved.rows) if saved else 0, None
+    if len(rows) > config.epochs:
+        problem = f"metrics.csv holds {len(rows)} epochs but config.json plans {config.epochs}"
+    elif rows and ("val_acc" in rows[0]) != (config.val_size > 0):
+        problem = (f"metrics.csv {'has' if 'val_acc' in rows[0] else 'lacks'} a validation score, but config.json "
+                   f"has --val-size {config.val_size}")  # fmt: skip
+    elif saved is not None and len(rows) < done:
+        problem = f"the checkpoint holds {done} epochs but metrics.csv only {len(rows)}"
+    elif saved is not None and len(rows) > done + 1:
+        problem = f"metrics.csv holds {len(rows)} epochs, more than one beyond the checkpoint's {done}"
+    elif saved is not None and rows[:done] != saved.rows:
+        problem = f"the checkpoint's {done} epochs differ from the first {done} in metrics.csv"
+    if problem:
+        raise CheckpointError(f"{run_dir} does not hold one run: {problem}; train that run again (--force).")
+    return config, rows, saved
+
+
+def restore_checkpoint(saved: Checkpoint, net: torch.nn.Module, optimizer, shuffle: torch.Generator, steps: int,
+                       kept: tuple[str, ...]) -> None:  # fmt: skip
+    """Put the checkpoint's state into net, optimizer, shuffle and the global torch RNG, after checking it
+    against them: the optimizer keeps its own settings (config.json's), which the checkpoint's must match, and
+    its state must be the one it keeps per parameter (kept: the names, such as "exp_avg"), in the shapes of
+    net's parameters, after steps optimizer steps."""
     tensors = saved.tensors
     weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    optimizer_state: dict[int, dict[str, torch.Tensor]] = {}
     try:
-        for key, value in tensors.items():
-            if key.startswith("optimizer."):
-                _, index, name = key.split(".", 2)
-                optimizer_state.setdefault(int(index), {})[name] = value
         model.import_tensors(net, weights)
-        optimizer.load_state_dict({"state": optimizer_state, "param_groups": saved.param_groups})
+        state = _optimizer_state(saved, optimizer, steps, kept)
+        optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
         torch.set_rng_state(tensors["rng.torch"])
         shuffle.set_state(tensors["rng.shuffle"])
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"])
     except (ValueError, KeyError, RuntimeError, TypeError, IndexError) as e:
         raise CheckpointError(f"{saved.path} does not fit this run ({e}); start again with --force.") from None
+
+
+def _optimizer_state(saved: Checkpoint, optimizer, steps: int, kept: tuple[str, ...]) -> dict[int, dict]:
+    """The checkpoint's optimizer state for optimizer, checked; ValueError naming what does not fit."""
+    own = json.loads(json.dumps(optimizer.state_dict()["param_groups"]))  # as the checkpoint stores them
+    if len(saved.param_groups) != len(own):
+        raise ValueError(f"{len(saved.param_groups)} parameter groups, where the run has {len(own)}")
+    for theirs, ours in zip(saved.param_groups, own, strict=True):
+        differ = [f"{key} {theirs[key]!r}, not {value!r}" for key, value in ours.items()
+                  if key != "lr" and key in theirs and theirs[key] != value]  # lr follows the schedule
+        if differ:
+            raise ValueError(f"its optimizer settings disagree with config.json: {'; '.join(differ)}")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    expected = {f"optimizer.{i}.{name}" for i in range(len(params)) for name in kept}
+    found = {key for key in saved.tensors if key.startswith("optimizer.")}
+    if found != expected:
+        raise ValueError(f"optimizer state {sorted(found - expected) or 'missing'} where the run keeps "
+                         f"{sorted(expected - found) or 'none'}")  # fmt: skip
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key in sorted(expected):
+        _, index, name = key.split(".", 2)
+        value, param = saved.tensors[key], params[int(index)]
+        shape = () if name == "step" else param.shape
+        if value.shape != shape or value.dtype != param.dtype:
+            raise ValueError(f"{key} is {value.dtype} {tuple(value.shape)}, not {param.dtype} {tuple(shape)}")
+        if name == "step" and value.item() != steps or name == "exp_avg_sq" and (value < 0).any():
+            raise ValueError(f"{key} does not fit {steps} steps of training" if name == "step" else
+                             f"{key} holds negative values")  # fmt: skip
+        state.setdefault(int(index), {})[name] = value
+    return state

@@ -9,32 +9,35 @@ import os
 import signal
 
 
-def _on_ctrl_c(signum: int, frame: object) -> None:
-    """Ctrl-C raises KeyboardInterrupt, which each command answers with the way to continue, except
-    during an import: libraries may swallow it there or be left half-imported. Imports happen before
-    any epoch is kept (start-up, and torch's first optimizer step; fmnist.plots imports what saving a
-    picture needs with itself, and a test checks that nothing is imported later), so there the command
-    stops at once, and running it again is the way on."""
+def _on_stop(signum: int, frame: object) -> None:
+    """Ctrl-C, SIGTERM and SIGHUP raise errors.Stopped, a KeyboardInterrupt, which each command answers with
+    the way to continue, except during an import: libraries may swallow it there or be left half-imported.
+    Imports happen before any epoch is kept (start-up, and torch's first optimizer step; fmnist.plots imports
+    what saving a picture needs with itself, and a test checks that nothing is imported later), so there the
+    command stops at once, and running it again is the way on."""
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
             os.write(2, b"fmnist: interrupted; run the same command again to finish.\n")
-            os._exit(130)
+            os._exit(128 + signum)
         frame = frame.f_back
-    raise KeyboardInterrupt
+    from .errors import Stopped
+
+    raise Stopped(signum)
 
 
-if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where the shell made us ignore it
-    signal.signal(signal.SIGINT, _on_ctrl_c)
+for _signum, _default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL),
+                          (signal.SIGHUP, signal.SIG_DFL)):  # fmt: skip
+    if signal.getsignal(_signum) is _default:  # not where the shell or nohup made us ignore it
+        signal.signal(_signum, _on_stop)
 
 import argparse  # noqa: E402  (after the handler: an import takes long enough to be interrupted)
 import json  # noqa: E402
-import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import asdict  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from .errors import UserError  # noqa: E402
+from .errors import STOP_SIGNALS, UserError, command  # noqa: E402
 from .recipes import MODELS, RECIPES, recipe_settings  # noqa: E402
 from .settings import CHOICES, NAMES, RANGES, THREADS_HERE, Config, Range, SettingError  # noqa: E402
 
@@ -192,22 +195,24 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def _fail(message: str, code: int = 1) -> int:
-    print(f"fmnist: {'error: ' if code != 130 else ''}{message}", file=sys.stderr)
+    print(f"fmnist: {'error: ' if code < 128 else ''}{message}", file=sys.stderr)
     return code
 
 
-def _interrupted(message: str) -> int:
-    """Ctrl-C's one line and exit code 130; a second Ctrl-C meanwhile must not cut the line short."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _interrupted(message: str, signum: int = signal.SIGINT) -> int:
+    """A stop's one line (Ctrl-C, SIGTERM or SIGHUP) and exit code 128 + signum; another meanwhile must not cut
+    the line short."""
+    previous = {stop: signal.signal(stop, signal.SIG_IGN) for stop in STOP_SIGNALS}
     try:
-        return _fail(message, 130)
+        return _fail(message, 128 + signum)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
 
 
-def _command(*words: object) -> str:
-    """A command line a user can paste into a shell, whatever the paths hold."""
-    return shlex.join(str(word) for word in words if word is not None)
+def _stopped_by(signum: int) -> str:
+    """How a stop is told: "interrupted" for Ctrl-C, "stopped by SIGTERM" for the others."""
+    return "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -232,15 +237,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = train(config, out, data_dir=args.data_dir, resume=args.resume, force=args.force, log=log,
                         progress=False if args.quiet else None)  # fmt: skip
     except Interrupted as stop:
-        data_dir = ("--data-dir", args.data_dir) if args.data_dir else ()
+        how = _stopped_by(stop.signum)
         if stop.all_done:
-            return _interrupted(f"interrupted after the last epoch; {out} keeps all {stop.epochs_done} epochs but not "
-                                f"all its pictures and report. Draw them with: "
-                                f"{_command('fmnist', 'eval', out, *data_dir)}")  # fmt: skip
+            return _interrupted(f"{how} after the last epoch; {out} keeps all {stop.epochs_done} epochs but not all "
+                                f"its pictures and report. Draw them with: {stop.hint}", stop.signum)  # fmt: skip
         if stop.epochs_done:
-            return _interrupted(f"{stop}. Continue with: "
-                                f"{_command('fmnist', 'train', '--out', out, '--resume', *data_dir)}")  # fmt: skip
-        return _interrupted(f"{stop}; no epoch had finished, so start again with the same command.")
+            return _interrupted(f"{how}; {out} keeps {stop.epochs_done} finished epoch(s). Continue with: {stop.hint}",
+                                stop.signum)  # fmt: skip
+        kept = "; the run that --force was to replace is untouched" if stop.old_run_kept else ""
+        return _interrupted(f"{how} before the first epoch had finished{kept}, so start again with the same command.",
+                            stop.signum)  # fmt: skip
     print(
         f"done in {summary['seconds']:.1f} s: test accuracy {summary['test_acc']:.4f}, "
         f"train accuracy {summary['train_acc']:.4f}; run directory {out} (open {out / 'report.html'})"
@@ -255,12 +261,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .painters import Painters
 
     with checkpoint.locked_run(args.run_dir):
+        _, rows, _ = checkpoint.read_run(args.run_dir)
         net, config = checkpoint.load_model(args.run_dir)
-        rows = checkpoint.read_metrics(args.run_dir / "metrics.csv")
         if not rows:
             return _fail(f"{args.run_dir} has no finished epoch yet; train it first.")
-        dataset = data.load(args.data_dir)
         write = fileio.writable(args.run_dir)
+        if write:  # every output checked before any is written
+            for name in evaluate.OUTPUTS:
+                fileio.check_output(args.run_dir / name)
+            fileio.remove_leftovers(args.run_dir, evaluate.OUTPUTS)
+        dataset = data.load(args.data_dir)
         # all painters import matplotlib at once: this process has nothing to do meanwhile
         with Painters(dataset.test_images, one_at_a_time=False) if write else nullcontext() as painters:
             result = evaluate.evaluate_run(args.run_dir, net, config, dataset, rows, write=write, painters=painters)
@@ -268,7 +278,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     done = (f"pictures and report.html written to {args.run_dir}" if write else
             f"note: {args.run_dir} cannot be written, so its pictures and report were not redrawn")  # fmt: skip
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2, allow_nan=False))
         if not write:
             print(done, file=sys.stderr)
         return 0
@@ -288,7 +298,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from . import checkpoint, data, fileio, images, model
+    from . import checkpoint, data, fileio, images, metrics, model
 
     if not args.images and not args.test_index:
         return _fail("give one or more image files, or --test-index.", 2)
@@ -318,7 +328,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             inputs.append((f"test[{i}]", dataset.test_images[i], names[int(dataset.test_labels[i])]))
     good = [x for _, x, _ in inputs if isinstance(x, torch.Tensor)]
     with torch.no_grad():
-        probs = iter(torch.softmax(net(torch.stack(good)), dim=1) if good else [])
+        probs = iter(torch.softmax(metrics.finite(net(torch.stack(good))), dim=1) if good else [])
     results, shown, pictures = [], [], []
     for name, x, true in inputs:
         if not isinstance(x, torch.Tensor):
@@ -329,7 +339,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         shown.append(p)
         pictures.append((x, f"{name}" + (f" (true: {true})" if true else "")))
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results, indent=2, allow_nan=False))
     else:
         for r in results:
             answer = r.get("error") or ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"])
@@ -363,7 +373,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if len(runs) < 2:
         return _fail(f"only {len(runs)} of the {len(args.runs)} runs can be compared, and it takes two.")
     result = compare.compare(runs, failed)
-    print(json.dumps(result, indent=2) if args.json else compare.format_text(result))
+    print(json.dumps(result, indent=2, allow_nan=False) if args.json else compare.format_text(result))
     if args.out:
         written = compare.write(args.out, result, runs)
         print(f"written: {', '.join(map(str, written))}", file=sys.stderr if args.json else sys.stdout)
@@ -384,9 +394,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _usable_streams() -> None:
+    """Standard output and error that never fail on what fmnist prints: a stream closed before the start
+    (`fmnist eval RUN >&-`) writes to nowhere, and characters its encoding lacks (a file name that is not
+    valid UTF-8, PYTHONIOENCODING=ascii) are written as backslash escapes."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w", errors="backslashreplace"))  # noqa: SIM115 (for good)
+        elif hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for a bad argument, 1 for another user error,
     130 when interrupted, 141 when the output pipe closed)."""
+    _usable_streams()
     try:
         args = build_parser().parse_args(argv)
         code = args.run(args)
@@ -400,8 +423,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # the file system said no: a full disk, a read-only folder, a missing parent folder
         where = f"{e.filename}: " if e.filename else ""
         return _fail(f"{where}{e.strerror or e}; check the path and the free space.")
-    except KeyboardInterrupt:  # at any moment outside training, which says more (cmd_train)
-        return _interrupted("interrupted; run the same command again to finish.")
+    except KeyboardInterrupt as stop:  # at any moment outside training, which says more (cmd_train)
+        signum = getattr(stop, "signum", signal.SIGINT)
+        return _interrupted(f"{_stopped_by(signum)}; run the same command again to finish.", signum)
 
 
 def run() -> None:

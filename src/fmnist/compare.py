@@ -6,11 +6,11 @@ whose files are damaged is found out before it is compared.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import checkpoint, data, metrics
+from . import checkpoint, data, fileio, metrics
+from .errors import command
 
 # The columns where one value is better: the highest accuracy, the fewest seconds and parameters.
 BEST = {"test_acc": max, "seconds": min, "parameters": min}
@@ -32,16 +32,18 @@ class Run:
 def load_run(run_dir: Path, dataset: data.FashionMNIST) -> Run:
     """Score the run in run_dir on dataset's test set; RunError when it is missing, damaged or unfinished."""
     try:
+        settings, rows, _ = checkpoint.read_run(run_dir)
         net, config = checkpoint.load_model(run_dir)
-        planned = checkpoint.read_config(run_dir).epochs
-        rows = checkpoint.read_metrics(run_dir / "metrics.csv")
     except checkpoint.CheckpointError as e:
         raise RunError(str(e)) from None
-    if len(rows) < planned:
-        raise RunError(f"{run_dir} is unfinished ({len(rows)} of {planned} epochs); finish it with "
-                       f"`{shlex.join(['fmnist', 'train', '--out', str(run_dir), '--resume'])}`, or leave it out.")
+    if len(rows) < settings.epochs:
+        raise RunError(f"{run_dir} is unfinished ({len(rows)} of {settings.epochs} epochs); finish it with "
+                       f"`{command('fmnist', 'train', f'--out={run_dir}', '--resume')}`, or leave it out.")
     batches = data.Batches(dataset.test_images, dataset.test_labels, metrics.EVAL_BATCH_SIZE)
-    scores = metrics.scores(metrics.evaluate(net, batches), list(data.LABELS))
+    try:
+        scores = metrics.scores(metrics.evaluate(net, batches), list(data.LABELS))
+    except metrics.ScoresError as e:
+        raise RunError(f"{run_dir}: {e}") from None
     best = max(rows, key=lambda row: row["test_acc"])  # the first of equals
     row = {
         "run": str(run_dir),
@@ -111,6 +113,8 @@ def write(out: Path, result: dict, runs: list[Run]) -> tuple[Path, Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     picture, page = out / "compare.png", out / "compare.html"
-    plots.plot_comparison([(run.row["run"], run.rows) for run in runs], picture)
-    report.write_comparison(page, result, picture)
+    with fileio.exclusive(out):  # one compare at a time writes there, so leftovers of killed ones can go
+        fileio.remove_leftovers(out, (picture.name, page.name))
+        plots.plot_comparison([(run.row["run"], run.rows) for run in runs], picture)
+        report.write_comparison(page, result, picture)
     return picture, page

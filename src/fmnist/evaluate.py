@@ -12,6 +12,7 @@ from .fileio import write_atomic
 from .painters import Painters
 
 PICTURES = ("curves", "confusion", "mistakes", "weights")
+OUTPUTS = ("summary.json", "report.html", *(f"{name}.png" for name in PICTURES))  # what evaluate_run writes
 MISTAKES = 24  # images in mistakes.png
 MAX_UNITS = 64  # weights.png of a wide first layer (the mlp's 256 units): these many, a quarter of the bytes
 

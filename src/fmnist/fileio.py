@@ -5,16 +5,17 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import signal
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import UserError
+from .errors import STOP_SIGNALS, UserError
 
 
 class PathError(UserError):
@@ -109,6 +110,21 @@ def atomic_writer(path: Path, check: Callable[[Path], None] | None = None) -> It
     _on_path(path, _fsync_folder, path.parent)  # so that the rename itself survives a crash
 
 
+def _temporary_name(path: Path) -> re.Pattern:
+    """The names atomic_writer's temporary files for path take (tempfile.mkstemp's 8 random characters)."""
+    return re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+
+
+def remove_leftovers(folder: Path, names: Iterable[str]) -> None:
+    """Remove from folder the temporary files of writes of the files names that a kill cut short: regular files
+    named as atomic_writer names them, never a folder or a link of that name. Call it only while holding the
+    folder's lock (exclusive), so that no write in progress loses its file."""
+    patterns = [_temporary_name(folder / name) for name in names]
+    for entry in os.scandir(folder):
+        if entry.is_file(follow_symlinks=False) and any(p.fullmatch(entry.name) for p in patterns):
+            _on_path(Path(entry.path), os.unlink, entry.path)
+
+
 def writable(folder: Path) -> bool:
     """True when a file can be created in folder (tried for real: permissions alone do not tell for root,
     nor on a read-only mount)."""
@@ -170,8 +186,8 @@ def exclusive(folder: Path) -> Iterator[None]:
         except OSError as e:
             if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                 raise OSError(e.errno, e.strerror, str(folder)) from None
-            raise PathError(f"{folder} is in use by another fmnist command (training, or eval redrawing its "
-                            "pictures); wait until it ends, or choose another folder.") from None  # fmt: skip
+            raise PathError(f"{folder} is in use by another fmnist command (train, eval or compare writing into "
+                            "it); wait until it ends, or choose another folder.") from None  # fmt: skip
         yield
     finally:
         if fd in _held:  # not when a forked child leaves the block: it closed its copy at the fork
@@ -181,22 +197,26 @@ def exclusive(folder: Path) -> Iterator[None]:
 
 @contextmanager
 def uninterrupted() -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) during the block, for steps that must be done together (files that change
-    together, processes started and recorded): it is noted, and handled as it would have been once the
-    block ends. Signal handlers belong to the main thread, so elsewhere this does nothing."""
+    """Hold back Ctrl-C, SIGTERM and SIGHUP during the block, for steps that must be done together (files that
+    change together, processes started and recorded): the first is noted, and handled as it would have been
+    once the block ends. Signal handlers belong to the main thread, so elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    caught: list[tuple[int, object]] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: caught.append((signum, frame)))
+                for signum in STOP_SIGNALS}  # fmt: skip
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught and callable(previous):
-        previous(signal.SIGINT, caught[0])
-    elif caught and previous == signal.SIG_DFL:
-        os.kill(os.getpid(), signal.SIGINT)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    if caught:
+        signum, frame = caught[0]
+        if callable(previous[signum]):
+            previous[signum](signum, frame)
+        elif previous[signum] in (signal.SIG_DFL, None):
+            os.kill(os.getpid(), signum)
 
 
 def _read_umask() -> int:

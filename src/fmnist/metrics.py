@@ -7,6 +7,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from .errors import UserError
+
 NUM_CLASSES = 10
 EVAL_BATCH_SIZE = 1000  # large batches only speed up scoring; results do not depend on it
 
@@ -17,16 +19,30 @@ def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, num_classes:
     return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
+class ScoresError(UserError):
+    """A model's scores are not all finite numbers: weights so large that their sums overflow, or an input
+    spread (std) of 0; its predictions would mean nothing."""
+
+
+def finite(scores: torch.Tensor) -> torch.Tensor:
+    """scores (any shape), unchanged; ScoresError when any is NaN or infinite."""
+    if not scores.isfinite().all():
+        raise ScoresError("the model's scores are not all finite numbers (its weights are so large that they "
+                          "overflow, or it divides by a spread of 0), so it cannot classify; train that run again.")
+    return scores
+
+
 @torch.no_grad()
 def logits(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
     """net's logits float32 [N, C] and the labels int64 [N] over batches, on the CPU; computed in
     eval mode without gradients (the mode net was in is restored). They are gathered on the batches'
-    device and copied once at the end, so a GPU is never waited for between batches."""
+    device and copied once at the end, so a GPU is never waited for between batches. ScoresError when
+    a logit is not finite."""
     was_training = net.training
     net.eval()
     outputs, labels = zip(*((net(X), y) for X, y in batches), strict=True)
     net.train(was_training)
-    return torch.cat(outputs).cpu(), torch.cat(labels).cpu()
+    return finite(torch.cat(outputs).cpu()), torch.cat(labels).cpu()
 
 
 def evaluate(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:

@@ -163,6 +163,9 @@ def import_tensors(net: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
                 f"tensor {name!r} is {source.dtype} {tuple(source.shape)}, "
                 f"expected {target.dtype} {tuple(target.shape)}"
             )
+    spreads = [name for name in own if name.split(".")[-1] == "std" and not (tensors[name] > 0).all()]
+    if spreads:
+        raise ValueError(f"tensor {spreads[0]!r}, the input's spread it divides by, is not positive everywhere")
     with torch.no_grad():
         for name, target in own.items():
             target.copy_(tensors[name])

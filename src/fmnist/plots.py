@@ -115,14 +115,15 @@ def plot_comparison(runs: list[tuple[str, list[dict]]], path: Target) -> None:
     fig = Figure(figsize=(11, 4.4), layout="constrained")
     acc_ax, loss_ax = fig.subplots(1, 2)
     for name, rows in runs:
-        acc_ax.plot(*_series(rows, "test_acc"), marker="o", markersize=3, label=_shorten(name, 40))
-        loss_ax.plot(*_series(rows, "train_loss"), marker="o", markersize=3, label=_shorten(name, 40))
+        acc_ax.plot(*_series(rows, "test_acc"), marker="o", markersize=3, label=_literal(name, 40))
+        loss_ax.plot(*_series(rows, "train_loss"), marker="o", markersize=3, label=_literal(name, 40))
     acc_ax.set(title="Test accuracy", xlabel="epoch", ylabel="fraction correct")
     loss_ax.set(title="Training loss", xlabel="epoch", ylabel="cross-entropy per example")
     for ax in (acc_ax, loss_ax):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    acc_ax.legend(fontsize=9)
+    lines = acc_ax.get_lines()
+    acc_ax.legend(lines, [line.get_label() for line in lines], fontsize=9)  # named: a "_name" is shown too
     save_figure(fig, path)
 
 
@@ -290,7 +291,7 @@ def plot_predictions(
     bar_ax.set(xlim=(0, 1), ylim=(n * (c + 2), 0), xlabel="probability", yticks=[])
     for i in range(n):
         k = int(top[i])
-        bar_ax.text(0.01, i * (c + 2) + 0.6, _shorten(titles[i]), fontsize=10, va="center")
+        bar_ax.text(0.01, i * (c + 2) + 0.6, _literal(titles[i]), fontsize=10, va="center")
         for j, name in enumerate(names):
             bar_ax.text(-0.02, rows[i, j], name, fontsize=8, ha="right", va="center",
                         fontweight="bold" if j == k else "normal")  # fmt: skip
@@ -307,9 +308,13 @@ def plot_predictions(
     save_figure(fig, path)
 
 
-def _shorten(text: str, limit: int = 60) -> str:
-    """text, or its last limit - 1 characters after an ellipsis when longer."""
-    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+def _literal(text: str, limit: int = 60) -> str:
+    """A name (a run's folder, a picture file) to draw as it is: its last limit - 1 characters after an
+    ellipsis when longer, bytes that are not UTF-8 as "�", and its dollar signs escaped, so that
+    matplotlib never reads it as mathtext."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    shown = text if len(text) <= limit else "…" + text[-(limit - 1) :]
+    return shown.replace("$", r"\$")
 
 
 def save_figure(fig: Figure, path: Target, tight: bool = False) -> None:

@@ -243,7 +243,7 @@ def _page(title: str, body: list[str], script: str = "") -> bytes:
             "</body></html>",
             "",
         ]
-    ).encode()
+    ).encode("utf-8", "replace")  # a path that is not valid UTF-8 (its bytes decoded as surrogates) shows "?"
 
 
 class Sprite(NamedTuple):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import platform
+import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
@@ -20,13 +21,12 @@ from torch import nn
 from tqdm import tqdm
 
 from . import __version__, checkpoint, data, evaluate, fileio, metrics, model, scratch
-from .errors import UserError
+from .errors import UserError, command
 from .painters import Painters
-from .settings import Config, threads_for
+from .settings import Config, available_cores, threads_for
 
-CHECKPOINT = "checkpoint.safetensors"
-RUN_FILES = ("config.json", CHECKPOINT, "model.safetensors", "metrics.csv", "summary.json", "report.html",
-             *(f"{name}.png" for name in evaluate.PICTURES))  # fmt: skip
+CHECKPOINT = checkpoint.CHECKPOINT
+RUN_FILES = ("config.json", CHECKPOINT, "model.safetensors", "metrics.csv", *evaluate.OUTPUTS)
 NORMALIZE_MIN_STD = 0.05  # border pixels are almost always 0: do not blow up their noise
 
 
@@ -35,14 +35,17 @@ class TrainingError(UserError):
 
 
 class Interrupted(Exception):
-    """Training was stopped by Ctrl-C; the run directory holds the last finished epoch.
+    """Training was stopped by Ctrl-C, SIGTERM or SIGHUP; the run directory holds the last finished epoch.
 
-    epochs_done: epochs kept; all_done: every epoch had finished (only the results were not all written).
+    epochs_done: epochs kept; all_done: every epoch had finished (only the results were not all written);
+    old_run_kept: a run that --force was to replace is still whole (no epoch of the new one had finished);
+    signum: the signal; hint: the command that goes on.
     """
 
-    def __init__(self, out: Path, epochs_done: int, all_done: bool) -> None:
+    def __init__(self, out: Path, epochs_done: int, all_done: bool, old_run_kept: bool, signum: int, hint: str) -> None:
         super().__init__(f"interrupted; {out} keeps {epochs_done} finished epoch(s)")
-        self.out, self.epochs_done, self.all_done = out, epochs_done, all_done
+        self.out, self.epochs_done, self.all_done, self.old_run_kept = out, epochs_done, all_done, old_run_kept
+        self.signum, self.hint = signum, hint
 
 
 RESUMABLE = ("epochs",)  # the only setting --resume may change
@@ -80,6 +83,10 @@ class SGD:
         """Accept a state_dict() of the same kind (there is nothing to restore)."""
         if state["state"]:
             raise ValueError("plain SGD keeps no state, but the checkpoint has optimizer state")
+
+
+# What each optimizer keeps per parameter between steps, as its state_dict names it.
+OPTIMIZER_STATE = {"sgd": (), "momentum": ("momentum_buffer",), "adam": ("step", "exp_avg", "exp_avg_sq")}
 
 
 def make_optimizer(config: Config, params: Iterable[torch.Tensor]) -> SGD | torch.optim.Optimizer:
@@ -216,21 +223,39 @@ def train(
     with fileio.exclusive(out):
         for name in RUN_FILES:
             fileio.check_output(out / name)  # a FIFO, device or link under a run file's name: refused before any work
-        saved = None
+        saved, replacing = None, False
         if resume:
-            saved = checkpoint.read_checkpoint(out / CHECKPOINT)
-            check_resumable(config, device, out, len(saved.rows))
+            own, _, saved = checkpoint.read_run(out, resuming=True)
+            check_resumable(config, own, device, out, saved, log)
         else:
-            claim(out, force)
+            replacing = claim(out, force)
         rows: list[dict] = [] if saved is None else saved.rows  # grows by one per finished epoch
         try:
-            dataset = data.load(data_dir).to(device)  # before anything in out is removed: the data may be bad
-            clear(out, everything=saved is None)
+            dataset = data.load(data_dir).to(device)
+            fileio.remove_leftovers(out, RUN_FILES)
             # they import matplotlib while this process trains (and leave the folder's lock to it: fileio)
             with Painters(dataset.test_images) as painters:
                 return _train(config, device, out, dataset, log, progress, saved, rows, painters)
-        except KeyboardInterrupt:
-            raise Interrupted(out, len(rows), len(rows) >= config.epochs) from None
+        except KeyboardInterrupt as stop:
+            all_done = len(rows) >= config.epochs
+            raise Interrupted(out, len(rows), all_done, replacing and not rows, getattr(stop, "signum", signal.SIGINT),
+                              how_to_continue(out, data_dir, all_done)) from None  # fmt: skip
+        except OSError as e:  # a full disk, a folder made read-only: what is kept, and how to go on
+            if not rows:
+                raise
+            where = f"{e.filename}: " if e.filename else ""
+            raise TrainingError(f"{where}{e.strerror or e}; {out} keeps its {len(rows)} finished epoch(s), so free "
+                                f"some space or fix the folder, then go on with: "
+                                f"{how_to_continue(out, data_dir, len(rows) >= config.epochs)}") from None  # fmt: skip
+
+
+def how_to_continue(out: Path, data_dir: str | Path | None, all_done: bool) -> str:
+    """The command that goes on with the stopped run in out: eval to draw its results when all_done,
+    else train --resume; pasteable whatever the paths hold."""
+    data_option = () if data_dir is None else (f"--data-dir={data_dir}",)
+    if all_done:
+        return command("fmnist", "eval", Path(out), *data_option)
+    return command("fmnist", "train", f"--out={out}", "--resume", *data_option)
 
 
 def _train(
@@ -253,6 +278,10 @@ def _train(
                                                                                   config.dropout)  # fmt: skip
     net.to(device)
     train_X, train_y, val_X, val_y = split(dataset, config.val_size, config.seed)
+    if config.normalize == "pixel" and len(train_y) < 2:  # the spread of one image is not defined
+        raise TrainingError(f"--normalize pixel takes each pixel's spread over the training images, and --val-size "
+                            f"{config.val_size} leaves {len(train_y)}; hold out fewer images, or use --normalize "
+                            "global.")  # fmt: skip
     if config.normalize == "pixel":
         model.set_normalization(net, train_X.mean(dim=0), train_X.std(dim=0).clamp_min(NORMALIZE_MIN_STD))
     elif config.normalize == "global":
@@ -267,11 +296,12 @@ def _train(
     optimizer = make_optimizer(config, net.parameters())
 
     if saved is not None:
-        checkpoint.restore_checkpoint(saved, net, optimizer, shuffle)
+        checkpoint.restore_checkpoint(saved, net, optimizer, shuffle, len(rows) * len(train_batches),
+                                      OPTIMIZER_STATE[config.optimizer])
         log(f"resuming {out} after epoch {len(rows)}")
     description = describe(config, device, dataset)
-    checkpoint.write_json(out / "config.json", description)  # the settings, before any epoch
-    for epoch in range(len(rows) + 1, config.epochs + 1):
+    first = len(rows) + 1
+    for epoch in range(first, config.epochs + 1):
         epoch_start = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, epoch)
@@ -288,18 +318,35 @@ def _train(
         row.update({name: metrics.accuracy(metrics.evaluate(net, batches)) for name, batches in scored.items()})
         seconds = time.perf_counter() - epoch_start
         row["seconds"] = round(seconds, 4)
-        with fileio.uninterrupted():  # the checkpoint, the weights and metrics.csv always tell of the same epoch
-            checkpoint.save_checkpoint(out / CHECKPOINT, net, optimizer, shuffle, [*rows, row])
-            rows.append(row)
-            checkpoint.save_model(out / "model.safetensors", net, config.model)
-            checkpoint.write_metrics(out / "metrics.csv", rows)
+        keep(out, net, config.model, optimizer, shuffle, [*rows, row], description if epoch == first else None)
+        rows.append(row)
         scores = "  ".join(f"{name.replace('_acc', '')} acc {row[name]:.4f}" for name in scored)
         log(
             f"epoch {epoch:3d}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
             f"{scores}  {seconds:6.2f} s  {len(train_batches.labels) / seconds:9,.0f} img/s"
         )
+    if first > config.epochs:  # a finished run, some of whose files are missing: written again from its checkpoint
+        keep(out, net, config.model, optimizer, shuffle, rows, description)
     evaluate.evaluate_run(out, net, description, dataset, rows, painters=painters)
     return checkpoint.summarize(rows)
+
+
+def keep(out: Path, net: nn.Module, model_name: str, optimizer: SGD | torch.optim.Optimizer, shuffle: torch.Generator,
+         rows: list[dict], description: dict | None) -> None:  # fmt: skip
+    """Write the run's state after its last finished epoch (rows: the metrics of every epoch so far) into out:
+    metrics.csv, model.safetensors, config.json (description, when given), then the checkpoint, which commits
+    the epoch: a kill between the writes leaves metrics.csv one epoch ahead of it at most, and --resume redoes
+    that epoch. Signals wait until all are written. A new run's first epoch also removes the results of the
+    run it replaces (--force), so that until then that run stays whole."""
+    with fileio.uninterrupted():
+        checkpoint.write_metrics(out / "metrics.csv", rows)
+        checkpoint.save_model(out / "model.safetensors", net, model_name)
+        if description is not None:
+            checkpoint.write_json(out / "config.json", description)
+        if len(rows) == 1:
+            for name in evaluate.OUTPUTS:
+                (out / name).unlink(missing_ok=True)
+        checkpoint.save_checkpoint(out / CHECKPOINT, net, optimizer, shuffle, rows)
 
 
 def make_folder(out: Path) -> None:
@@ -309,32 +356,20 @@ def make_folder(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def claim(out: Path, force: bool) -> None:
+def claim(out: Path, force: bool) -> bool:
     """Refuse the locked folder out for a new run unless it is empty, holds only the settings of a run
-    that never finished an epoch, or force is given (clear then replaces fmnist's files in it, and only
-    those)."""
-    others = sorted(p.name for p in out.iterdir() if not _leftover(p))
-    unfinished = others == ["config.json"] and _is_run_config(out / "config.json")
-    if others and not unfinished and not force:
+    that never finished an epoch, or force is given; returns True when it holds files the new run will
+    replace (fmnist's run files, and only those, once its first epoch has finished)."""
+    held = sorted(p.name for p in out.iterdir())
+    unfinished = held == ["config.json"] and _is_run_config(out / "config.json")
+    if held and not unfinished and not force:
         if (out / CHECKPOINT).exists():
             raise TrainingError(f"{out} already holds a run; pass --resume to continue it, --force to start over, "
                                 "or choose another --out.")  # fmt: skip
-        shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
+        shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
         raise TrainingError(f"{out} is not empty (it holds {shown}); choose a new or empty folder for --out, "
                             "or pass --force to replace fmnist's run files in it.")  # fmt: skip
-
-
-def clear(out: Path, everything: bool) -> None:
-    """Remove from out the temporary files of fmnist's writes cut short by a kill, and with everything
-    also the run files of an earlier run, so that nothing of it passes for the new run's."""
-    for path in out.iterdir():
-        if _leftover(path) or everything and path.name in RUN_FILES:
-            path.unlink()
-
-
-def _leftover(path: Path) -> bool:
-    """True for the temporary file of an atomic write of a run file (fileio.atomic_writer's naming)."""
-    return path.name.endswith(".tmp") and any(path.name.startswith(f".{name}.") for name in RUN_FILES)
+    return any(name in RUN_FILES for name in held)
 
 
 def _is_run_config(path: Path) -> bool:
@@ -345,18 +380,26 @@ def _is_run_config(path: Path) -> bool:
         return False
 
 
-def check_resumable(config: Config, device: torch.device, out: Path, done: int) -> None:
-    """Refuse to resume out (done epochs finished) with settings, other than RESUMABLE ones,
-    that differ from its own, or with no epochs left to train."""
-    saved = asdict(checkpoint.read_config(out))
+def check_resumable(config: Config, own: Config, device: torch.device, out: Path, saved: checkpoint.Checkpoint,
+                    log: Callable[[str], None]) -> None:  # fmt: skip
+    """Refuse to resume out (own: its settings) from its checkpoint saved unless config differs from own in
+    RESUMABLE settings only and something is left to do: epochs to train, or files of the finished run to
+    write again. Note a number of threads above this machine's cores."""
+    saved_settings = asdict(own)
     wanted = {**asdict(config), "device": str(device), "threads": threads_for(config)}
     ignored = {*RESUMABLE, *(() if device.type == "cpu" else ("threads",))}  # threads only matter on the CPU
-    changed = [f"--{k.replace('_', '-')} {saved[k]} -> {v}" for k, v in wanted.items()
-               if k not in ignored and saved[k] != v]  # fmt: skip
+    changed = [f"--{k.replace('_', '-')} {saved_settings[k]} -> {v}" for k, v in wanted.items()
+               if k not in ignored and saved_settings[k] != v]  # fmt: skip
     if changed:
         raise TrainingError(f"cannot resume {out} with other settings ({', '.join(changed)}); use the run's own.")
-    if config.schedule != "constant" and config.epochs != saved.get("epochs"):
+    if config.schedule != "constant" and config.epochs != own.epochs:
         raise TrainingError(f"the {config.schedule} learning-rate schedule of {out} is laid out over its "
-                            f"{saved['epochs']} epochs; resume without --epochs, or start over with --force.")
-    if done >= config.epochs:
+                            f"{own.epochs} epochs; resume without --epochs, or start over with --force.")
+    done = len(saved.rows)
+    if done >= config.epochs and all((out / name).is_file() for name in RUN_FILES):
         raise TrainingError(f"{out} has already trained {done} epochs; pass --epochs with more than {done}.")
+    threads, cores = threads_for(config), available_cores()
+    if device.type == "cpu" and threads > cores:
+        log(f"note: {out} was trained with {threads} CPU threads and this process may use {cores} cores; "
+            "its epochs run slower with more threads than cores, and are kept so that the results stay bit for "
+            "bit those of an uninterrupted run.")  # fmt: skip
