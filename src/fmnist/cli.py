@@ -37,7 +37,7 @@ import time  # noqa: E402
 from dataclasses import asdict  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from .errors import STOP_SIGNALS, UserError, command  # noqa: E402
+from .errors import STOP_SIGNALS, UserError  # noqa: E402
 from .recipes import MODELS, RECIPES, recipe_settings  # noqa: E402
 from .settings import CHOICES, NAMES, RANGES, THREADS_HERE, Config, Range, SettingError  # noqa: E402
 
