@@ -87,21 +87,24 @@ def _decode_small(opened: Image.Image, path: Path) -> tuple[torch.Tensor, torch.
                          "decodes; scale it down first.")  # fmt: skip
     orientation = opened.getexif().get(ExifTags.Base.Orientation, 1)
     opened.load()
+    factor = max(opened.size) // WORK_SIZE
+
+    def small(band: Image.Image) -> Image.Image:
+        return band.reduce(factor) if factor > 1 else band
+
     deep = opened.mode.startswith("I")  # 16-bit grey: Pillow's convert("L") would clip it, not scale it
     if deep:
-        bands = {"L": opened.convert("I")}
+        bands = {"L": small(opened.convert("I"))}
     elif opened.mode in ("RGBA", "LA", "RGBa", "La"):
-        bands = {"L": opened.convert("L"), "A": opened.getchannel("A")}
+        bands = {"L": small(opened.convert("L")), "A": small(opened.getchannel("A"))}
     elif opened.mode == "PA" or "transparency" in opened.info:  # a palette or a colour key marks transparency
-        bands = dict(zip("LA", opened.convert("RGBA").convert("LA").split(), strict=True))
+        bands = dict(zip("LA", small(opened.convert("RGBA")).convert("LA").split(), strict=True))  # reduced first
     else:
-        bands = {"L": opened.convert("L")}
-    factor = max(opened.size) // WORK_SIZE
+        bands = {"L": small(opened.convert("L"))}
     tensors = {}
     for name, band in bands.items():
-        small = band.reduce(factor) if factor > 1 else band
-        small.getexif()[ExifTags.Base.Orientation] = orientation
-        tensors[name] = _to_tensor(ImageOps.exif_transpose(small), 65535 if deep else 255)
+        band.getexif()[ExifTags.Base.Orientation] = orientation
+        tensors[name] = _to_tensor(ImageOps.exif_transpose(band), 65535 if deep else 255)
     return tensors["L"].clamp_(0, 1), tensors.get("A")
 
 
