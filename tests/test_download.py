@@ -10,6 +10,7 @@ import shlex
 import shutil
 import socket
 import stat
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -229,3 +230,25 @@ def test_the_advice_for_a_named_folder_repairs_that_folder(mirror_of_small, smal
     assert str(folder) in capsys.readouterr().out
     assert cli.main(show) == 0
     assert victim.is_file() and not data.has_all_files(data.cache_dir())  # repaired there, not in the cache
+
+
+# ---------------------------------------------------------------- hints that work when pasted
+
+
+@pytest.mark.parametrize("name", ["-dash", "two words", "it's", 'say "hi"', "$HOME", "back\\slash", "naïve ☃",
+                                  "--data-dir=x"])  # fmt: skip
+def test_the_repair_command_works_when_pasted_for_any_folder_name(mirror_of_small, small_data, tmp_path,
+                                                                   monkeypatch, name):  # fmt: skip
+    """The command in the message, run by bash as pasted, repairs the folder named relative to the current one."""
+    mirror_of_small("good")
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(small_data, tmp_path / name)
+    (tmp_path / name / data.FILES["test_labels"].name).unlink()
+    with pytest.raises(data.DataError) as info:
+        data.load(f"./{name}")
+    pasted = re.search(r"`(fmnist download [^`]*)`", str(info.value)).group(1)
+    as_bash_reads_it = subprocess.run(["bash", "-c", 'fmnist() { printf "%s\\0" "$@"; }; ' + pasted],
+                                      capture_output=True, text=True, check=True).stdout.split("\0")[:-1]  # fmt: skip
+    assert as_bash_reads_it == shlex.split(pasted)[1:]
+    assert cli.main(as_bash_reads_it) == 0
+    assert data.load(f"./{name}").test_labels.shape == (100,)

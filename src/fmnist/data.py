@@ -149,11 +149,13 @@ def _damaged(path: Path, problem: str) -> DataError:
 
 
 def repair_advice(folder: Path) -> str:
-    """What to run so that folder holds the four verified files (a phrase, for error messages)."""
+    """What to run so that folder holds the four verified files (a phrase, for error messages). The command
+    works when pasted into a shell, whatever the folder's name (spaces, quotes, a leading dash)."""
     if folder == SYSTEM_DIR:
         return ("reinstall the Debian package dataset-fashion-mnist, or run `fmnist download --force` to fetch a "
                 "copy into the user cache, which is looked in first")  # fmt: skip
-    return f"run `fmnist download --data-dir {shlex.quote(str(folder))}` to fetch fresh copies into that folder"
+    shown = f"./{folder}" if str(folder).startswith("~") else str(folder)  # a folder called ~x, not a home
+    return f"run `{shlex.join(['fmnist', 'download', f'--data-dir={shown}'])}` to fetch fresh copies into that folder"
 
 
 def _read_verified_copy(copy: Path, expected: DataFile) -> bytes | None:
