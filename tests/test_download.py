@@ -236,7 +236,7 @@ def test_the_advice_for_a_named_folder_repairs_that_folder(mirror_of_small, smal
 
 
 @pytest.mark.parametrize("name", ["-dash", "two words", "it's", 'say "hi"', "$HOME", "back\\slash", "naïve ☃",
-                                  "--data-dir=x"])  # fmt: skip
+                                  "~tilde", "--data-dir=x"])  # fmt: skip
 def test_the_repair_command_works_when_pasted_for_any_folder_name(mirror_of_small, small_data, tmp_path,
                                                                    monkeypatch, name):  # fmt: skip
     """The command in the message, run by bash as pasted, repairs the folder named relative to the current one."""

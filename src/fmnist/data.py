@@ -7,11 +7,12 @@ of its decompressed content, never by the bytes of the .gz.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
+import math
 import os
 import shlex
+import stat
 import urllib.error
 import urllib.request
 import zlib
@@ -25,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from .errors import UserError
-from .fileio import PathError, atomic_writer, writable, write_atomic
+from .fileio import NotRegularFile, PathError, TooLarge, atomic_writer, read_bounded, writable, write_atomic
 
 LABELS = (
     "t-shirt", "trouser", "pullover", "dress", "coat",
@@ -51,6 +52,14 @@ class IDXFormatError(DataError):
         self.problem = problem
 
 
+class DamagedFile(DataError):
+    """A data file whose bytes are not the official content; problem says how (a phrase)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path} {problem}; {repair_advice(path.parent)}.")
+        self.problem = problem
+
+
 @dataclass(frozen=True)
 class DataFile:
     """One of the four official files: its name, content checksum and IDX shape."""
@@ -58,6 +67,18 @@ class DataFile:
     name: str
     sha256: str  # of the decompressed IDX content
     shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes of the decompressed content: the IDX header (4, and 4 per dimension), one byte per value."""
+        return 4 + 4 * len(self.shape) + math.prod(self.shape)
+
+    @property
+    def packed_limit(self) -> int:
+        """The most bytes a .gz of the content may take. Deflate never needs more than the content and 5 bytes
+        per 65,535 (stored blocks); even fixed Huffman codes spend at most 9 bits per byte; 64 KiB more covers
+        the gzip header and its optional name and comment."""
+        return self.size + self.size // 8 + (1 << 16)
 
 
 FILES = {
@@ -84,7 +105,6 @@ FILES = {
 }
 
 
-
 # ---------------------------------------------------------------- IDX parsing
 
 
@@ -109,43 +129,64 @@ def parse_idx(raw: bytes, name: str = "data") -> np.ndarray:
 def read_data_file(path: Path, expected: DataFile) -> np.ndarray:
     """Read one .gz IDX file, check its content checksum and shape; uint8 array.
 
-    The decompressed content is kept in the user cache under the SHA-256 of the .gz bytes,
-    so later reads of the same file skip decompression; it is verified on every read too.
+    Nothing larger than the official content is read or unpacked (see DataFile.size and packed_limit),
+    and only regular files are read (symbolic links followed). The decompressed content is kept in
+    the user cache under the SHA-256 of the .gz bytes, so later reads of the same file skip
+    decompression; it is verified on every read too.
     """
     try:
-        packed = path.read_bytes()
+        packed = read_bounded(path, expected.packed_limit)
     except FileNotFoundError:
         raise DataError(f"{path} is missing; {repair_advice(path.parent)}.") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder, not a data file; {repair_advice(path.parent)}.") from None
+    except NotRegularFile as e:
+        fix = repair_advice(path.parent)
+        raise DataError(f"{path} is {e.kind}, not a regular file; remove it, then {fix}.") from None
+    except TooLarge:
+        raise DamagedFile(path, f"is larger than a .gz of the official content can be ({expected.packed_limit:,} "
+                                "bytes)") from None  # fmt: skip
     except OSError as e:
         raise DataError(f"{path} cannot be read ({e.strerror}); check its permissions or pass --data-dir.") from None
-    copy = cache_dir() / "idx" / f"{hashlib.sha256(packed).hexdigest()}.idx"
-    raw = _read_verified_copy(copy, expected)
+    copy = _copy_path(packed)
+    raw = None if copy is None else _read_verified_copy(copy, expected)
     if raw is None:
-        try:
-            raw = gzip.decompress(packed)
-        except (OSError, EOFError, zlib.error):
-            raise _damaged(path, "is not a complete gzip file") from None
+        raw = _unpack(packed, path, expected.size)
         if hashlib.sha256(raw).hexdigest() != expected.sha256:
             array = _parse(raw, path)  # a clearer message when the structure is broken
-            raise _damaged(path, f"does not have the official content (SHA-256 mismatch, shape {array.shape})")
-        _keep_copy(copy, raw)
+            raise DamagedFile(path, f"does not have the official content (SHA-256 mismatch, shape {array.shape})")
+        if copy is not None:
+            _keep_copy(copy, raw)
     array = _parse(raw, path)
     if array.shape != expected.shape:  # only reachable with a changed FILES table
-        raise _damaged(path, f"has shape {array.shape}, expected {expected.shape}")
+        raise DamagedFile(path, f"has shape {array.shape}, expected {expected.shape}")
     return array
+
+
+def _unpack(packed: bytes, path: Path, limit: int) -> bytes:
+    """The content of the gzip members in packed, stopped as soon as it would pass limit bytes: a .gz of a
+    megabyte can unpack to gigabytes, and nothing longer than the official content can be it."""
+    parts, size = [], 0
+    while True:
+        member = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip: header and trailer (CRC-32, length) checked
+        try:
+            part = member.decompress(packed, limit + 1 - size)
+        except zlib.error:
+            raise DamagedFile(path, "is not a complete gzip file") from None
+        parts.append(part)
+        size += len(part)
+        if size > limit:
+            raise DamagedFile(path, f"unpacks to more than the {limit:,} bytes of the official content")
+        if not member.eof:
+            raise DamagedFile(path, "is not a complete gzip file")
+        packed = member.unused_data  # the next member, as gzip itself reads them
+        if not packed:
+            return b"".join(parts)
 
 
 def _parse(raw: bytes, path: Path) -> np.ndarray:
     try:
         return parse_idx(raw, str(path))
     except IDXFormatError as e:
-        raise _damaged(path, e.problem) from None
-
-
-def _damaged(path: Path, problem: str) -> DataError:
-    return DataError(f"{path} {problem}; {repair_advice(path.parent)}.")
+        raise DamagedFile(path, e.problem) from None
 
 
 def repair_advice(folder: Path) -> str:
@@ -158,12 +199,18 @@ def repair_advice(folder: Path) -> str:
     return f"run `{shlex.join(['fmnist', 'download', f'--data-dir={shown}'])}` to fetch fresh copies into that folder"
 
 
-def _read_verified_copy(copy: Path, expected: DataFile) -> bytes | None:
-    if not copy.is_file():  # also a FIFO put there, whose reading would never end
-        return None
+def _copy_path(packed: bytes) -> Path | None:
+    """Where the verified decompressed copy of packed is kept; None when there is no user cache."""
     try:
-        raw = copy.read_bytes()
-    except OSError:
+        return cache_dir() / "idx" / f"{hashlib.sha256(packed).hexdigest()}.idx"
+    except DataError:
+        return None  # each read decompresses
+
+
+def _read_verified_copy(copy: Path, expected: DataFile) -> bytes | None:
+    try:
+        raw = read_bounded(copy, expected.size)
+    except (OSError, PathError):  # missing, or not a regular file, or too long: decompress again
         return None
     return raw if hashlib.sha256(raw).hexdigest() == expected.sha256 else None
 
@@ -180,20 +227,50 @@ def _keep_copy(copy: Path, raw: bytes) -> None:
 
 
 def cache_dir() -> Path:
-    """The user cache folder for downloads: $XDG_CACHE_HOME/fmnist or ~/.cache/fmnist."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "fmnist"
+    """The user cache folder for downloads: $XDG_CACHE_HOME/fmnist, else ~/.cache/fmnist.
+
+    A relative $XDG_CACHE_HOME is ignored, as the XDG Base Directory spec asks (it would put the cache in
+    whatever folder the command runs in). DataError when there is no home folder to fall back on: HOME
+    unset or relative, and none in the user database.
+    """
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "fmnist"
+    try:
+        home = Path.home()
+    except RuntimeError:  # HOME unset and no passwd entry for this user
+        home = None
+    if home is None or not home.is_absolute():
+        raise DataError("fmnist has no cache folder: neither $XDG_CACHE_HOME nor $HOME is an absolute path and "
+                        "this user has no home folder; set one of them, or pass --data-dir.")  # fmt: skip
+    return home / ".cache" / "fmnist"
 
 
 def chosen_dir(data_dir: str | Path | None = None) -> Path | None:
-    """The folder the user named: data_dir, else $FMNIST_DATA; None when neither is set."""
+    """The folder the user named: data_dir, else $FMNIST_DATA (a str may start with ~); None when neither is set."""
     chosen = data_dir if data_dir is not None else os.environ.get("FMNIST_DATA") or None
-    return None if chosen is None else Path(chosen).expanduser()
+    return None if chosen is None else _expand(chosen)
+
+
+def _expand(folder: str | Path) -> Path:
+    """folder as a Path; a str (as a user writes it) with a leading ~ or ~user replaced by that home folder,
+    DataError when there is none. A Path is taken as it is: Path("./~x") has forgotten its "./", and ./~x
+    names a folder called ~x."""
+    if isinstance(folder, Path):
+        return folder
+    expanded = os.path.expanduser(folder)
+    if expanded.startswith("~"):
+        raise DataError(f"{folder} starts with a ~ that names no home folder (HOME is not set, or no such user); "
+                        f"give the full path, or ./{folder} for a folder of that name.")  # fmt: skip
+    return Path(expanded)
 
 
 def has_all_files(folder: Path) -> bool:
     """True when folder holds all four files (not yet verified)."""
-    return all((folder / f.name).is_file() for f in FILES.values())
+    try:
+        return all((folder / f.name).is_file() for f in FILES.values())
+    except OSError:  # a folder that may not be searched holds nothing usable
+        return False
 
 
 def locate(data_dir: str | Path | None = None, download_missing: bool = True) -> Path:
@@ -201,41 +278,59 @@ def locate(data_dir: str | Path | None = None, download_missing: bool = True) ->
 
     A folder the user named (data_dir, $FMNIST_DATA) is the one used: DataError naming what it
     lacks when it does not hold the four files. Otherwise the user cache, then the Debian
-    package's folder; when neither holds them, they are downloaded into the cache.
+    package's folder; when neither holds them, they are downloaded into the cache (DataError
+    when there is no cache folder).
     """
     chosen = chosen_dir(data_dir)
     if chosen is not None:
         check_folder(chosen)
         return chosen
-    for folder in (cache_dir(), SYSTEM_DIR):
-        if has_all_files(folder):
+    try:
+        cache = cache_dir()
+    except DataError:
+        cache = None  # the Debian package's folder may still hold the files
+    for folder in (cache, SYSTEM_DIR):
+        if folder is not None and has_all_files(folder):
             return folder
     if not download_missing:
         raise DataError(f"Fashion-MNIST was not found in {cache_dir()} or {SYSTEM_DIR}; run `fmnist download`.")
-    return download(cache_dir())
+    return download(cache_dir())  # cache_dir() says so when there is no cache
 
 
 def check_folder(folder: Path) -> None:
-    """DataError naming what is wrong when folder does not hold the four .gz files (their content is
-    verified when they are read): a missing folder, a file in its place, folders or decompressed
-    copies instead of the .gz files, missing files."""
+    """DataError naming what is wrong when folder does not hold the four .gz files (their content, and
+    what kind of file each is, are checked when they are read): a missing folder, a file in its place,
+    a folder that may not be read, folders or decompressed copies instead of the .gz files, missing files."""
     fix = repair_advice(folder)
-    if not folder.exists():
+    mode = _mode(folder, folder)
+    if mode is None:
         raise DataError(f"the data folder {folder} does not exist; {fix}, or correct the path.")
-    if not folder.is_dir():
+    if not stat.S_ISDIR(mode):
         raise DataError(f"the data folder {folder} is not a folder; pass the folder that holds the four .gz files.")
     problems = []
     for f in FILES.values():
-        path = folder / f.name
-        if path.is_dir():
+        mode = _mode(folder / f.name, folder)
+        if mode is not None and stat.S_ISDIR(mode):
             problems.append(f"{f.name} is a folder (remove it)")
-        elif not path.is_file() and (folder / f.name.removesuffix(".gz")).is_file():
+        elif mode is None and (folder / f.name.removesuffix(".gz")).is_file():
             problems.append(f"{f.name} is there only decompressed (compress it with gzip)")
-        elif not path.is_file():
+        elif mode is None:
             problems.append(f"{f.name} is missing")
     if problems:
         raise DataError(f"the data folder {folder} does not hold the four Fashion-MNIST files ({'; '.join(problems)});"
                         f" {fix}.")  # fmt: skip
+
+
+def _mode(path: Path, folder: Path) -> int | None:
+    """path's type and permissions (symbolic links followed); None when nothing is there. DataError when the
+    data folder, folder, or one above it, may not be read."""
+    try:
+        return path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise DataError(f"the data folder {folder} cannot be read ({e.strerror}); check its permissions, or pass "
+                        "another folder with --data-dir.") from None  # fmt: skip
 
 
 # ---------------------------------------------------------------- download
@@ -248,19 +343,20 @@ def mirrors() -> list[str]:
 
 
 def download(folder: str | Path, force: bool = False, progress: bool = True) -> Path:
-    """Make all four files present and verified in folder, fetching what is missing or bad.
+    """Make all four files present and verified in folder (a str may start with ~), fetching what is missing or
+    bad.
 
     Each file is fetched to a temporary file in the same folder, verified, then renamed,
     so a broken transfer never leaves a file under the real name.
     """
-    folder = Path(folder).expanduser()
+    folder = _expand(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create {folder} ({e.strerror}); choose another folder with --data-dir.") from None
     for expected in FILES.values():
         target = folder / expected.name
-        if not force and target.is_file():
+        if not force and stat.S_ISREG(_mode(target, folder) or 0):
             try:
                 read_data_file(target, expected)
                 continue
