@@ -12,7 +12,9 @@ import http.client
 import math
 import os
 import shlex
+import socket
 import stat
+import threading
 import urllib.error
 import urllib.request
 import zlib
@@ -337,9 +339,30 @@ def _mode(path: Path, folder: Path) -> int | None:
 
 
 def mirrors() -> list[str]:
-    """Base URLs tried in order; $FMNIST_MIRRORS (space-separated) replaces the official ones."""
+    """Base URLs (http or https) tried in order; $FMNIST_MIRRORS (space-separated) replaces the official ones."""
     env = os.environ.get("FMNIST_MIRRORS")
     return env.split() if env else list(MIRRORS)
+
+
+READ_TIMEOUT = 30.0  # seconds a mirror may stay silent
+MIN_RATE = 32 * 1024  # bytes per second: the slowest transfer the default time limit waits for
+
+
+def download_seconds(expected: DataFile) -> float:
+    """Seconds one file's download may take in all, connection included: $FMNIST_DOWNLOAD_SECONDS, else the
+    time to receive the decompressed size (more than any honest .gz of it) at MIN_RATE, and at least a minute:
+    about 24 minutes for the training images."""
+    text = os.environ.get("FMNIST_DOWNLOAD_SECONDS")
+    if text is None:
+        return float(max(60, math.ceil(expected.size / MIN_RATE)))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= 1e6:
+        raise DataError(f"$FMNIST_DOWNLOAD_SECONDS is {text!r}; set it to a number of seconds above 0 and at most "
+                        "1000000, or unset it.")  # fmt: skip
+    return seconds
 
 
 def download(folder: str | Path, force: bool = False, progress: bool = True) -> Path:
@@ -364,17 +387,16 @@ def download(folder: str | Path, force: bool = False, progress: bool = True) -> 
                 pass  # damaged: fetch it again
         if not writable(folder):  # checked only now: a complete read-only folder is fine
             raise DataError(f"cannot write into {folder}; choose another folder with --data-dir.")
-        _fetch_verified(expected, target, progress)
+        _fetch_verified(expected, target, download_seconds(expected), progress)
     return folder
 
 
-def _fetch_verified(expected: DataFile, target: Path, progress: bool) -> None:
+def _fetch_verified(expected: DataFile, target: Path, seconds: float, progress: bool) -> None:
     failures = []
     for base in mirrors():
         url = base.rstrip("/") + "/" + expected.name
         try:
-            with atomic_writer(target, check=lambda tmp: read_data_file(tmp, expected)) as out:
-                _fetch(url, out, progress)
+            _fetch(url, target, expected, seconds, progress)
             return
         except (OSError, ValueError, http.client.HTTPException, DataError) as e:  # ValueError: a malformed URL
             failures.append(f"{url}: {_reason(e)}")
@@ -384,19 +406,114 @@ def _fetch_verified(expected: DataFile, target: Path, progress: bool) -> None:
     )
 
 
-def _fetch(url: str, out, progress: bool) -> None:
-    """Stream url into the open binary file out; raise OSError on a short transfer."""
-    with urllib.request.urlopen(url, timeout=30) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        received = 0
-        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-                  disable=None if progress else True, leave=False) as bar:  # fmt: skip
-            while chunk := response.read(1 << 16):
-                out.write(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-    if total is not None and received != total:
-        raise OSError(f"transfer cut off after {received} of {total} bytes")
+def _fetch(url: str, target: Path, expected: DataFile, seconds: float, progress: bool) -> None:
+    """Fetch url into target through a temporary file that replaces it once verified: at most
+    expected.packed_limit bytes, within seconds in all. OSError for a transfer that is cut, too long or too slow
+    (the next mirror is tried). The temporary file is made once the mirror has answered and the progress bar
+    exists: every module the transfer needs is imported by then (an interrupted import exits at once, see
+    fmnist.cli, and would leave it behind)."""
+    limit = expected.packed_limit
+    deadline = _Deadline(seconds)
+    try:
+        with deadline, _opener(deadline).open(url, timeout=min(READ_TIMEOUT, seconds)) as response:
+            total = _content_length(response)
+            if total is not None and total > limit:
+                raise OSError(f"it offers {total:,} bytes, more than a .gz of this file can take ({limit:,})")
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=expected.name, disable=None if progress else True,
+                       leave=False)  # fmt: skip
+            with bar, atomic_writer(target, check=lambda tmp: read_data_file(tmp, expected)) as out:
+                received = 0
+                while chunk := response.read1(1 << 16):
+                    received += len(chunk)
+                    if received > limit:
+                        raise OSError(f"it sent more than the {limit:,} bytes a .gz of this file can take")
+                    out.write(chunk)
+                    bar.update(len(chunk))
+                if deadline.expired:  # the shut connection may have looked like a complete transfer
+                    raise TimeoutError
+                if total is not None and received != total:
+                    raise OSError(f"transfer cut off after {received} of {total} bytes")
+    except (OSError, http.client.HTTPException):
+        if not deadline.expired:
+            raise
+        raise TimeoutError(f"not done within {seconds:g} s (the limit of $FMNIST_DOWNLOAD_SECONDS)") from None
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    """The Content-Length header as a number of bytes; None when there is none, or not a plain number."""
+    text = (response.headers.get("Content-Length") or "").strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+class _Deadline:
+    """A download's time limit: when it passes, the connections opened under it are shut down, so that a read
+    waiting on one ends at once (a socket's timeout bounds each read, never their total)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut sock's connection down when time is up, or now if it is."""
+        copy = sock.dup()  # TLS takes over sock's descriptor; a copy reaches the same connection
+        with self._lock:
+            self._sockets.append(copy)
+            if self.expired:
+                _shut(copy)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed by the other side
+        pass
+
+
+def _opener(deadline: _Deadline) -> urllib.request.OpenerDirector:
+    """urllib for http and https only (no file: or ftp: mirror or redirect, which no deadline would reach),
+    with every connection watched by deadline from the moment it connects, before a TLS handshake."""
+
+    class Plain(http.client.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            deadline.watch(self.sock)
+
+    class Secure(http.client.HTTPSConnection, Plain):  # HTTPSConnection.connect calls Plain.connect, then TLS
+        pass
+
+    class Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+        def http_open(self, request: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(Plain, request)
+
+        def https_open(self, request: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(Secure, request)
+
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), Handler(),
+                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPRedirectHandler(),
+                    urllib.request.HTTPErrorProcessor()):  # fmt: skip
+        opener.add_handler(handler)
+    return opener
 
 
 def _reason(error: Exception) -> str:
@@ -404,8 +521,10 @@ def _reason(error: Exception) -> str:
         return f"HTTP {error.code}"
     if isinstance(error, urllib.error.URLError):
         return str(error.reason)
-    if isinstance(error, DataError):
-        return "content does not match the official checksum"
+    if isinstance(error, DamagedFile):
+        return f"the file {error.problem}"
+    if isinstance(error, DataError):  # its message would name the temporary file
+        return "the downloaded file could not be read back"
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return str(error) or type(error).__name__
