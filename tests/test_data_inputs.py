@@ -170,11 +170,23 @@ def test_without_a_cache_folder_the_system_folder_is_still_used(no_home, small_d
 def test_without_a_cache_folder_or_system_files_the_message_says_so(no_home, small_data, tmp_path, monkeypatch):
     monkeypatch.delenv("FMNIST_DATA")
     monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "nothing")
-    message = ("fmnist has no cache folder: neither $XDG_CACHE_HOME nor $HOME is an absolute path and this user has "
-               "no home folder; set one of them, or pass --data-dir.")  # fmt: skip
+    message = ("fmnist has no cache folder: $XDG_CACHE_HOME is not an absolute path and $HOME is not set and this user "
+               "has no home folder; set either to an absolute path, or pass --data-dir.")  # fmt: skip
     for action in (data.load, data.cache_dir, lambda: data.locate(download_missing=False)):
         with pytest.raises(data.DataError, match=re.escape(message)):
             action()
+
+
+def test_a_relative_home_gives_no_cache_folder(small_data, tmp_path, monkeypatch):
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("XDG_CACHE_HOME", "cache")
+    monkeypatch.setenv("HOME", "home")
+    with pytest.raises(data.DataError, match=re.escape("$XDG_CACHE_HOME is not an absolute path and $HOME is not an "
+                                                       "absolute path; set either")):  # fmt: skip
+        data.cache_dir()
+    assert data.load(small_data).folder == small_data.resolve()  # a named folder needs no cache
+    assert list((tmp_path / "work").iterdir()) == []
 
 
 def test_a_tilde_without_a_home_is_one_sentence(no_home, small_data):

@@ -233,7 +233,7 @@ def cache_dir() -> Path:
 
     A relative $XDG_CACHE_HOME is ignored, as the XDG Base Directory spec asks (it would put the cache in
     whatever folder the command runs in). DataError when there is no home folder to fall back on: HOME
-    unset or relative, and none in the user database.
+    relative, or unset with no home in the user database.
     """
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     if os.path.isabs(xdg):
@@ -243,8 +243,9 @@ def cache_dir() -> Path:
     except RuntimeError:  # HOME unset and no passwd entry for this user
         home = None
     if home is None or not home.is_absolute():
-        raise DataError("fmnist has no cache folder: neither $XDG_CACHE_HOME nor $HOME is an absolute path and "
-                        "this user has no home folder; set one of them, or pass --data-dir.")  # fmt: skip
+        why = "is not an absolute path" if os.environ.get("HOME") else "is not set and this user has no home folder"
+        raise DataError(f"fmnist has no cache folder: $XDG_CACHE_HOME is not an absolute path and $HOME {why}; set "
+                        "either to an absolute path, or pass --data-dir.")  # fmt: skip
     return home / ".cache" / "fmnist"
 
 
