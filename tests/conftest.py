@@ -8,6 +8,8 @@ import json
 import struct
 import subprocess
 import sys
+import zlib
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,13 @@ def write_dataset(folder: Path, arrays: dict[str, np.ndarray]) -> dict[str, data
         (folder / name).write_bytes(gzip.compress(raw))
         files[key] = data.DataFile(name, hashlib.sha256(raw).hexdigest(), array.shape)
     return files
+
+
+@lru_cache(maxsize=1)
+def gzip_bomb(size: int = 32 << 20) -> bytes:
+    """A valid gzip file of about 32 KB that unpacks to size zero bytes."""
+    packer, zeros = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS), bytes(1 << 20)
+    return b"".join(packer.compress(zeros) for _ in range(size >> 20)) + packer.flush()
 
 
 @pytest.fixture(autouse=True)

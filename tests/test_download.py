@@ -8,24 +8,34 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
+import ssl
 import stat
+import subprocess
 import threading
+import time
+import tracemalloc
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import small_fmnist
+from conftest import gzip_bomb, small_fmnist
 
 from fmnist import cli, data
 
 
 class Mirror:
     """Serves files under /good/, a 404 under /missing/, half of each under /cut/
-    (Content-Length promises all of it) and other valid gzip content under /bad/."""
+    (Content-Length promises all of it) and other valid gzip content under /bad/. Hostile ones:
+    /bomb/ a small .gz that unpacks to 32 MB, /endless/ zeros without Content-Length,
+    /toolong/ a Content-Length of a terabyte, /slow/ one byte of the file every 50 ms and
+    /slowstart/ the same from the status line on; the last three give up after 10 s, so that a
+    client without a time limit fails rather than hangs."""
 
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files, self.requests = files, []
+    def __init__(self, files: dict[str, bytes], tls: ssl.SSLContext | None = None) -> None:
+        self.files, self.requests, self.trickled = files, [], 0
         mirror = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,18 +46,45 @@ class Mirror:
                 if kind == "missing" or body is None:
                     self.send_error(404)
                     return
-                if kind == "bad":
-                    body = gzip.compress(b"\0\0\x08\x01\0\0\0\x01\x07")
+                try:
+                    self.send(kind, body)
+                except OSError:  # the client hung up, as it should on hostile mirrors
+                    pass
+
+            def send(self, kind: str, body: bytes) -> None:
+                if kind == "slowstart":
+                    self.trickle(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                    return
+                body = {"bad": gzip.compress(b"\0\0\x08\x01\0\0\0\x01\x07"), "bomb": gzip_bomb()}.get(kind, body)
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
+                if kind != "endless":
+                    self.send_header("Content-Length", str(10**12 if kind == "toolong" else len(body)))
                 self.end_headers()
-                self.wfile.write(body[: len(body) // 2] if kind == "cut" else body)
+                if kind == "endless":
+                    for _ in range(1024):  # 64 MB
+                        self.wfile.write(bytes(1 << 16))
+                elif kind == "slow":
+                    self.trickle(body)
+                else:
+                    self.wfile.write(body[: len(body) // 2] if kind == "cut" else body)
+
+            def trickle(self, data: bytes) -> None:
+                started = time.monotonic()
+                for i in range(len(data)):
+                    if time.monotonic() - started > 10:
+                        return
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    mirror.trickled += 1
+                    time.sleep(0.05)
 
             def log_message(self, *args):
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -92,7 +129,7 @@ def test_download_moves_on_from_missing_and_refused_mirrors(mirror_of_small, mon
     assert sum(r.startswith("/missing/") for r in mirror.requests) == 4
 
 
-@pytest.mark.parametrize("kind, reason", [("cut", "cut off"), ("bad", "does not match the official checksum")])
+@pytest.mark.parametrize("kind, reason", [("cut", "cut off"), ("bad", "does not have the official content")])
 def test_broken_transfers_leave_nothing_behind(mirror_of_small, tmp_path, kind, reason):
     mirror_of_small(kind)
     with pytest.raises(data.DataError, match=reason) as info:
@@ -229,3 +266,136 @@ def test_the_advice_for_a_named_folder_repairs_that_folder(mirror_of_small, smal
     assert str(folder) in capsys.readouterr().out
     assert cli.main(show) == 0
     assert victim.is_file() and not data.has_all_files(data.cache_dir())  # repaired there, not in the cache
+
+
+# ---------------------------------------------------------------- hostile mirrors: bounded in size and time
+
+
+def _refused(folder: Path, reason: str) -> str:
+    """download(folder), which must fail for reason, leaving folder empty; returns the message."""
+    with pytest.raises(data.DataError, match=reason) as info:
+        data.download(folder)
+    assert list(folder.iterdir()) == []  # no temporary file left behind
+    return str(info.value)
+
+
+def test_a_mirror_offering_more_than_a_gz_can_take_is_refused_before_reading(mirror_of_small, tmp_path):
+    mirror_of_small("toolong")
+    limit = data.FILES["train_images"].packed_limit
+    assert f"it offers 1,000,000,000,000 bytes, more than a .gz of this file can take ({limit:,})" in _refused(
+        tmp_path / "dl", "offers")
+
+
+def test_a_mirror_sending_more_than_a_gz_can_take_is_cut_off(mirror_of_small, tmp_path):
+    mirror_of_small("endless")  # 64 MB of zeros, no Content-Length
+    _refused(tmp_path / "dl", f"sent more than the {data.FILES['train_images'].packed_limit:,} bytes")
+
+
+def test_a_gzip_bomb_from_a_mirror_is_refused_without_unpacking_it(mirror_of_small, tmp_path):
+    mirror_of_small("bomb")
+    gzip_bomb()  # made before measuring
+    tracemalloc.start()
+    try:
+        _refused(tmp_path / "dl", f"the file unpacks to more than the {data.FILES['train_images'].size:,} bytes")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4e6  # the bomb unpacks to 32 MB
+
+
+@pytest.mark.parametrize("kind", ["slow", "slowstart"])
+def test_a_slow_mirror_is_given_up_at_the_time_limit(mirror_of_small, tmp_path, monkeypatch, kind):
+    mirror_of_small(kind)  # one byte every 50 ms: of the file, or from the status line on
+    monkeypatch.setenv("FMNIST_DOWNLOAD_SECONDS", "0.3")
+    started = time.monotonic()
+    _refused(tmp_path / "dl", re.escape("not done within 0.3 s (the limit of $FMNIST_DOWNLOAD_SECONDS)"))
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "nan", "inf", "1e7"])
+def test_a_download_time_limit_that_is_not_a_time_is_one_sentence(mirror_of_small, tmp_path, monkeypatch, value):
+    mirror = mirror_of_small("good")
+    monkeypatch.setenv("FMNIST_DOWNLOAD_SECONDS", value)
+    message = _refused(tmp_path / "dl", re.escape(f"$FMNIST_DOWNLOAD_SECONDS is {value!r}; set it to a number"))
+    assert message.count(";") == 1 and mirror.requests == []
+
+
+def test_only_http_and_https_mirrors_are_read(small_data, tmp_path, monkeypatch):
+    """A file: mirror would be read with no time limit (a FIFO there never ends)."""
+    (tmp_path / "local").mkdir()
+    shutil.copy(small_data / data.FILES["train_images"].name, tmp_path / "local")
+    monkeypatch.setenv("FMNIST_MIRRORS", (tmp_path / "local").as_uri() + "/")
+    _refused(tmp_path / "dl", "unknown url type: file")
+
+
+@pytest.fixture
+def https_mirror(small_data, tmp_path, monkeypatch) -> Iterator:
+    """Yields a function that starts an https mirror of the small dataset, with a certificate trusted for the
+    test (made by the openssl command), with the given mirror kinds."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command makes the test's certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    mirrors = []
+
+    def start(*kinds: str) -> Mirror:
+        mirrors.append(Mirror({f.name: (small_data / f.name).read_bytes() for f in data.FILES.values()}, tls))
+        monkeypatch.setenv("FMNIST_MIRRORS", " ".join(f"{mirrors[-1].url}/{k}/" for k in kinds))
+        return mirrors[-1]
+
+    yield start
+    for m in mirrors:
+        m.close()
+
+
+def test_https_mirrors_are_read_and_given_up_at_the_time_limit_too(https_mirror, tmp_path, monkeypatch):
+    https_mirror("good")
+    assert data.has_all_files(data.download(tmp_path / "dl"))
+    https_mirror("slow")
+    monkeypatch.setenv("FMNIST_DOWNLOAD_SECONDS", "0.3")
+    _refused(tmp_path / "dl2", re.escape("not done within 0.3 s"))
+
+
+def test_ctrl_c_during_a_download_leaves_no_temporary_file(mirror_of_small, tmp_path):
+    mirror = mirror_of_small("slow")
+    folder = tmp_path / "dl"
+    run = small_fmnist("download", "--data-dir", str(folder))
+    try:
+        deadline = time.monotonic() + 60
+        # Interrupted while the temporary file fills (an interrupted import exits at once: fmnist.cli).
+        while not (mirror.trickled > 5 and any(folder.iterdir())):
+            assert run.poll() is None and time.monotonic() < deadline, run.stderr.read()
+            time.sleep(0.02)
+        run.send_signal(signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=30)
+    finally:
+        run.kill()
+    assert run.returncode == 130 and stderr.count("\n") == 1, stderr
+    assert list(folder.iterdir()) == []
+
+
+# ---------------------------------------------------------------- hints that work when pasted
+
+
+@pytest.mark.parametrize("name", ["-dash", "two words", "it's", 'say "hi"', "$HOME", "back\\slash", "naïve ☃",
+                                  "~tilde", "--data-dir=x"])  # fmt: skip
+def test_the_repair_command_works_when_pasted_for_any_folder_name(mirror_of_small, small_data, tmp_path,
+                                                                   monkeypatch, name):  # fmt: skip
+    """The command in the message, run by bash as pasted, repairs the folder named relative to the current one."""
+    mirror_of_small("good")
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(small_data, tmp_path / name)
+    (tmp_path / name / data.FILES["test_labels"].name).unlink()
+    with pytest.raises(data.DataError) as info:
+        data.load(f"./{name}")
+    pasted = re.search(r"`(fmnist download [^`]*)`", str(info.value)).group(1)
+    as_bash_reads_it = subprocess.run(["bash", "-c", 'fmnist() { printf "%s\\0" "$@"; }; ' + pasted],
+                                      capture_output=True, text=True, check=True).stdout.split("\0")[:-1]  # fmt: skip
+    assert as_bash_reads_it == shlex.split(pasted)[1:]
+    assert cli.main(as_bash_reads_it) == 0
+    assert data.load(f"./{name}").test_labels.shape == (100,)

@@ -241,7 +241,7 @@ def test_a_named_data_folder_is_the_one_used_or_the_command_stops(small_data, tm
         err = capsys.readouterr().err
         _one_line_error(err)
         assert str(folder) in err and problem in err, err
-        assert f"fmnist download --data-dir {folder}" in err
+        assert f"fmnist download --data-dir={folder}" in err
         assert not (out / "config.json").exists()  # no run was made from another folder's data
 
 
@@ -250,7 +250,7 @@ def test_a_damaged_file_in_a_named_folder_names_that_folder(small_data, capsys):
     victim.write_bytes(victim.read_bytes()[:-4])
     assert cli.main(["show", "--data-dir", str(small_data)]) == 1
     err = capsys.readouterr().err
-    assert str(victim) in err and f"fmnist download --data-dir {small_data}" in err
+    assert str(victim) in err and f"fmnist download --data-dir={small_data}" in err
 
 
 # ---------------------------------------------------------------- 5. no traceback from any value

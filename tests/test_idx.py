@@ -84,13 +84,13 @@ def test_read_data_file_errors_name_the_file_and_the_fix(tmp_path):
         with pytest.raises(data.DataError) as info:
             data.read_data_file(path, expected)
         text = str(info.value)
-        assert message.strip() in text and str(path) in text and f"fmnist download --data-dir {tmp_path}" in text
+        assert message.strip() in text and str(path) in text and f"fmnist download --data-dir={tmp_path}" in text
 
 
 def test_read_data_file_missing(tmp_path):
     path, expected = _one_file(tmp_path, b"")
     path.unlink()
-    with pytest.raises(data.DataError, match=re.escape(f"missing; run `fmnist download --data-dir {tmp_path}`")):
+    with pytest.raises(data.DataError, match=re.escape(f"missing; run `fmnist download --data-dir={tmp_path}`")):
         data.read_data_file(path, expected)
 
 

@@ -163,7 +163,7 @@ def test_damaged_data_through_the_command_line_is_one_sentence(small_data, tmp_p
     done = subprocess.run([sys.executable, "-m", "fmnist", "train", "--data-dir", str(small_data), "--out",
                            str(tmp_path / "run")], capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
-    assert str(victim) in done.stderr and f"fmnist download --data-dir {small_data}" in done.stderr
+    assert str(victim) in done.stderr and f"fmnist download --data-dir={small_data}" in done.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")

@@ -7,11 +7,14 @@ of its decompressed content, never by the bytes of the .gz.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
+import math
 import os
 import shlex
+import socket
+import stat
+import threading
 import urllib.error
 import urllib.request
 import zlib
@@ -25,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from .errors import UserError
-from .fileio import PathError, atomic_writer, writable, write_atomic
+from .fileio import NotRegularFile, PathError, TooLarge, atomic_writer, read_bounded, writable, write_atomic
 
 LABELS = (
     "t-shirt", "trouser", "pullover", "dress", "coat",
@@ -51,6 +54,14 @@ class IDXFormatError(DataError):
         self.problem = problem
 
 
+class DamagedFile(DataError):
+    """A data file whose bytes are not the official content; problem says how (a phrase)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path} {problem}; {repair_advice(path.parent)}.")
+        self.problem = problem
+
+
 @dataclass(frozen=True)
 class DataFile:
     """One of the four official files: its name, content checksum and IDX shape."""
@@ -58,6 +69,18 @@ class DataFile:
     name: str
     sha256: str  # of the decompressed IDX content
     shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes of the decompressed content: the IDX header (4, and 4 per dimension), one byte per value."""
+        return 4 + 4 * len(self.shape) + math.prod(self.shape)
+
+    @property
+    def packed_limit(self) -> int:
+        """The most bytes a .gz of the content may take. Deflate never needs more than the content and 5 bytes
+        per 65,535 (stored blocks); even fixed Huffman codes spend at most 9 bits per byte; 64 KiB more covers
+        the gzip header and its optional name and comment."""
+        return self.size + self.size // 8 + (1 << 16)
 
 
 FILES = {
@@ -84,7 +107,6 @@ FILES = {
 }
 
 
-
 # ---------------------------------------------------------------- IDX parsing
 
 
@@ -109,59 +131,88 @@ def parse_idx(raw: bytes, name: str = "data") -> np.ndarray:
 def read_data_file(path: Path, expected: DataFile) -> np.ndarray:
     """Read one .gz IDX file, check its content checksum and shape; uint8 array.
 
-    The decompressed content is kept in the user cache under the SHA-256 of the .gz bytes,
-    so later reads of the same file skip decompression; it is verified on every read too.
+    Nothing larger than the official content is read or unpacked (see DataFile.size and packed_limit),
+    and only regular files are read (symbolic links followed). The decompressed content is kept in
+    the user cache under the SHA-256 of the .gz bytes, so later reads of the same file skip
+    decompression; it is verified on every read too.
     """
     try:
-        packed = path.read_bytes()
+        packed = read_bounded(path, expected.packed_limit)
     except FileNotFoundError:
         raise DataError(f"{path} is missing; {repair_advice(path.parent)}.") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder, not a data file; {repair_advice(path.parent)}.") from None
+    except NotRegularFile as e:
+        fix = repair_advice(path.parent)
+        raise DataError(f"{path} is {e.kind}, not a regular file; remove it, then {fix}.") from None
+    except TooLarge:
+        raise DamagedFile(path, f"is larger than a .gz of the official content can be ({expected.packed_limit:,} "
+                                "bytes)") from None  # fmt: skip
     except OSError as e:
         raise DataError(f"{path} cannot be read ({e.strerror}); check its permissions or pass --data-dir.") from None
-    copy = cache_dir() / "idx" / f"{hashlib.sha256(packed).hexdigest()}.idx"
-    raw = _read_verified_copy(copy, expected)
+    copy = _copy_path(packed)
+    raw = None if copy is None else _read_verified_copy(copy, expected)
     if raw is None:
-        try:
-            raw = gzip.decompress(packed)
-        except (OSError, EOFError, zlib.error):
-            raise _damaged(path, "is not a complete gzip file") from None
+        raw = _unpack(packed, path, expected.size)
         if hashlib.sha256(raw).hexdigest() != expected.sha256:
             array = _parse(raw, path)  # a clearer message when the structure is broken
-            raise _damaged(path, f"does not have the official content (SHA-256 mismatch, shape {array.shape})")
-        _keep_copy(copy, raw)
+            raise DamagedFile(path, f"does not have the official content (SHA-256 mismatch, shape {array.shape})")
+        if copy is not None:
+            _keep_copy(copy, raw)
     array = _parse(raw, path)
     if array.shape != expected.shape:  # only reachable with a changed FILES table
-        raise _damaged(path, f"has shape {array.shape}, expected {expected.shape}")
+        raise DamagedFile(path, f"has shape {array.shape}, expected {expected.shape}")
     return array
+
+
+def _unpack(packed: bytes, path: Path, limit: int) -> bytes:
+    """The content of the gzip members in packed, stopped as soon as it would pass limit bytes: a .gz of a
+    megabyte can unpack to gigabytes, and nothing longer than the official content can be it."""
+    parts, size = [], 0
+    while True:
+        member = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip: header and trailer (CRC-32, length) checked
+        try:
+            part = member.decompress(packed, limit + 1 - size)
+        except zlib.error:
+            raise DamagedFile(path, "is not a complete gzip file") from None
+        parts.append(part)
+        size += len(part)
+        if size > limit:
+            raise DamagedFile(path, f"unpacks to more than the {limit:,} bytes of the official content")
+        if not member.eof:
+            raise DamagedFile(path, "is not a complete gzip file")
+        packed = member.unused_data  # the next member, as gzip itself reads them
+        if not packed:
+            return b"".join(parts)
 
 
 def _parse(raw: bytes, path: Path) -> np.ndarray:
     try:
         return parse_idx(raw, str(path))
     except IDXFormatError as e:
-        raise _damaged(path, e.problem) from None
-
-
-def _damaged(path: Path, problem: str) -> DataError:
-    return DataError(f"{path} {problem}; {repair_advice(path.parent)}.")
+        raise DamagedFile(path, e.problem) from None
 
 
 def repair_advice(folder: Path) -> str:
-    """What to run so that folder holds the four verified files (a phrase, for error messages)."""
+    """What to run so that folder holds the four verified files (a phrase, for error messages). The command
+    works when pasted into a shell, whatever the folder's name (spaces, quotes, a leading dash)."""
     if folder == SYSTEM_DIR:
         return ("reinstall the Debian package dataset-fashion-mnist, or run `fmnist download --force` to fetch a "
                 "copy into the user cache, which is looked in first")  # fmt: skip
-    return f"run `fmnist download --data-dir {shlex.quote(str(folder))}` to fetch fresh copies into that folder"
+    shown = f"./{folder}" if str(folder).startswith("~") else str(folder)  # a folder called ~x, not a home
+    return f"run `{shlex.join(['fmnist', 'download', f'--data-dir={shown}'])}` to fetch fresh copies into that folder"
+
+
+def _copy_path(packed: bytes) -> Path | None:
+    """Where the verified decompressed copy of packed is kept; None when there is no user cache."""
+    try:
+        return cache_dir() / "idx" / f"{hashlib.sha256(packed).hexdigest()}.idx"
+    except DataError:
+        return None  # each read decompresses
 
 
 def _read_verified_copy(copy: Path, expected: DataFile) -> bytes | None:
-    if not copy.is_file():  # also a FIFO put there, whose reading would never end
-        return None
     try:
-        raw = copy.read_bytes()
-    except OSError:
+        raw = read_bounded(copy, expected.size)
+    except (OSError, PathError):  # missing, or not a regular file, or too long: decompress again
         return None
     return raw if hashlib.sha256(raw).hexdigest() == expected.sha256 else None
 
@@ -178,20 +229,51 @@ def _keep_copy(copy: Path, raw: bytes) -> None:
 
 
 def cache_dir() -> Path:
-    """The user cache folder for downloads: $XDG_CACHE_HOME/fmnist or ~/.cache/fmnist."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "fmnist"
+    """The user cache folder for downloads: $XDG_CACHE_HOME/fmnist, else ~/.cache/fmnist.
+
+    A relative $XDG_CACHE_HOME is ignored, as the XDG Base Directory spec asks (it would put the cache in
+    whatever folder the command runs in). DataError when there is no home folder to fall back on: HOME
+    relative, or unset with no home in the user database.
+    """
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "fmnist"
+    try:
+        home = Path.home()
+    except RuntimeError:  # HOME unset and no passwd entry for this user
+        home = None
+    if home is None or not home.is_absolute():
+        why = "is not an absolute path" if os.environ.get("HOME") else "is not set and this user has no home folder"
+        raise DataError(f"fmnist has no cache folder: $XDG_CACHE_HOME is not an absolute path and $HOME {why}; set "
+                        "either to an absolute path, or pass --data-dir.")  # fmt: skip
+    return home / ".cache" / "fmnist"
 
 
 def chosen_dir(data_dir: str | Path | None = None) -> Path | None:
-    """The folder the user named: data_dir, else $FMNIST_DATA; None when neither is set."""
+    """The folder the user named: data_dir, else $FMNIST_DATA (a str may start with ~); None when neither is set."""
     chosen = data_dir if data_dir is not None else os.environ.get("FMNIST_DATA") or None
-    return None if chosen is None else Path(chosen).expanduser()
+    return None if chosen is None else _expand(chosen)
+
+
+def _expand(folder: str | Path) -> Path:
+    """folder as a Path; a str (as a user writes it) with a leading ~ or ~user replaced by that home folder,
+    DataError when there is none. A Path is taken as it is: Path("./~x") has forgotten its "./", and ./~x
+    names a folder called ~x."""
+    if isinstance(folder, Path):
+        return folder
+    expanded = os.path.expanduser(folder)
+    if expanded.startswith("~"):
+        raise DataError(f"{folder} starts with a ~ that names no home folder (HOME is not set, or no such user); "
+                        f"give the full path, or ./{folder} for a folder of that name.")  # fmt: skip
+    return Path(expanded)
 
 
 def has_all_files(folder: Path) -> bool:
     """True when folder holds all four files (not yet verified)."""
-    return all((folder / f.name).is_file() for f in FILES.values())
+    try:
+        return all((folder / f.name).is_file() for f in FILES.values())
+    except OSError:  # a folder that may not be searched holds nothing usable
+        return False
 
 
 def locate(data_dir: str | Path | None = None, download_missing: bool = True) -> Path:
@@ -199,66 +281,106 @@ def locate(data_dir: str | Path | None = None, download_missing: bool = True) ->
 
     A folder the user named (data_dir, $FMNIST_DATA) is the one used: DataError naming what it
     lacks when it does not hold the four files. Otherwise the user cache, then the Debian
-    package's folder; when neither holds them, they are downloaded into the cache.
+    package's folder; when neither holds them, they are downloaded into the cache (DataError
+    when there is no cache folder).
     """
     chosen = chosen_dir(data_dir)
     if chosen is not None:
         check_folder(chosen)
         return chosen
-    for folder in (cache_dir(), SYSTEM_DIR):
-        if has_all_files(folder):
+    try:
+        cache = cache_dir()
+    except DataError:
+        cache = None  # the Debian package's folder may still hold the files
+    for folder in (cache, SYSTEM_DIR):
+        if folder is not None and has_all_files(folder):
             return folder
     if not download_missing:
         raise DataError(f"Fashion-MNIST was not found in {cache_dir()} or {SYSTEM_DIR}; run `fmnist download`.")
-    return download(cache_dir())
+    return download(cache_dir())  # cache_dir() says so when there is no cache
 
 
 def check_folder(folder: Path) -> None:
-    """DataError naming what is wrong when folder does not hold the four .gz files (their content is
-    verified when they are read): a missing folder, a file in its place, folders or decompressed
-    copies instead of the .gz files, missing files."""
+    """DataError naming what is wrong when folder does not hold the four .gz files (their content, and
+    what kind of file each is, are checked when they are read): a missing folder, a file in its place,
+    a folder that may not be read, folders or decompressed copies instead of the .gz files, missing files."""
     fix = repair_advice(folder)
-    if not folder.exists():
+    mode = _mode(folder, folder)
+    if mode is None:
         raise DataError(f"the data folder {folder} does not exist; {fix}, or correct the path.")
-    if not folder.is_dir():
+    if not stat.S_ISDIR(mode):
         raise DataError(f"the data folder {folder} is not a folder; pass the folder that holds the four .gz files.")
     problems = []
     for f in FILES.values():
-        path = folder / f.name
-        if path.is_dir():
+        mode = _mode(folder / f.name, folder)
+        if mode is not None and stat.S_ISDIR(mode):
             problems.append(f"{f.name} is a folder (remove it)")
-        elif not path.is_file() and (folder / f.name.removesuffix(".gz")).is_file():
+        elif mode is None and (folder / f.name.removesuffix(".gz")).is_file():
             problems.append(f"{f.name} is there only decompressed (compress it with gzip)")
-        elif not path.is_file():
+        elif mode is None:
             problems.append(f"{f.name} is missing")
     if problems:
         raise DataError(f"the data folder {folder} does not hold the four Fashion-MNIST files ({'; '.join(problems)});"
                         f" {fix}.")  # fmt: skip
 
 
+def _mode(path: Path, folder: Path) -> int | None:
+    """path's type and permissions (symbolic links followed); None when nothing is there. DataError when the
+    data folder, folder, or one above it, may not be read."""
+    try:
+        return path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise DataError(f"the data folder {folder} cannot be read ({e.strerror}); check its permissions, or pass "
+                        "another folder with --data-dir.") from None  # fmt: skip
+
+
 # ---------------------------------------------------------------- download
 
 
 def mirrors() -> list[str]:
-    """Base URLs tried in order; $FMNIST_MIRRORS (space-separated) replaces the official ones."""
+    """Base URLs (http or https) tried in order; $FMNIST_MIRRORS (space-separated) replaces the official ones."""
     env = os.environ.get("FMNIST_MIRRORS")
     return env.split() if env else list(MIRRORS)
 
 
+READ_TIMEOUT = 30.0  # seconds a mirror may stay silent
+MIN_RATE = 32 * 1024  # bytes per second: the slowest transfer the default time limit waits for
+
+
+def download_seconds(expected: DataFile) -> float:
+    """Seconds one file's download may take in all, connection included: $FMNIST_DOWNLOAD_SECONDS, else the
+    time to receive the decompressed size (more than any honest .gz of it) at MIN_RATE, and at least a minute:
+    about 24 minutes for the training images."""
+    text = os.environ.get("FMNIST_DOWNLOAD_SECONDS")
+    if text is None:
+        return float(max(60, math.ceil(expected.size / MIN_RATE)))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= 1e6:
+        raise DataError(f"$FMNIST_DOWNLOAD_SECONDS is {text!r}; set it to a number of seconds above 0 and at most "
+                        "1000000, or unset it.")  # fmt: skip
+    return seconds
+
+
 def download(folder: str | Path, force: bool = False, progress: bool = True) -> Path:
-    """Make all four files present and verified in folder, fetching what is missing or bad.
+    """Make all four files present and verified in folder (a str may start with ~), fetching what is missing or
+    bad.
 
     Each file is fetched to a temporary file in the same folder, verified, then renamed,
     so a broken transfer never leaves a file under the real name.
     """
-    folder = Path(folder).expanduser()
+    folder = _expand(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create {folder} ({e.strerror}); choose another folder with --data-dir.") from None
     for expected in FILES.values():
         target = folder / expected.name
-        if not force and target.is_file():
+        if not force and stat.S_ISREG(_mode(target, folder) or 0):
             try:
                 read_data_file(target, expected)
                 continue
@@ -266,17 +388,16 @@ def download(folder: str | Path, force: bool = False, progress: bool = True) -> 
                 pass  # damaged: fetch it again
         if not writable(folder):  # checked only now: a complete read-only folder is fine
             raise DataError(f"cannot write into {folder}; choose another folder with --data-dir.")
-        _fetch_verified(expected, target, progress)
+        _fetch_verified(expected, target, download_seconds(expected), progress)
     return folder
 
 
-def _fetch_verified(expected: DataFile, target: Path, progress: bool) -> None:
+def _fetch_verified(expected: DataFile, target: Path, seconds: float, progress: bool) -> None:
     failures = []
     for base in mirrors():
         url = base.rstrip("/") + "/" + expected.name
         try:
-            with atomic_writer(target, check=lambda tmp: read_data_file(tmp, expected)) as out:
-                _fetch(url, out, progress)
+            _fetch(url, target, expected, seconds, progress)
             return
         except (OSError, ValueError, http.client.HTTPException, DataError) as e:  # ValueError: a malformed URL
             failures.append(f"{url}: {_reason(e)}")
@@ -286,19 +407,114 @@ def _fetch_verified(expected: DataFile, target: Path, progress: bool) -> None:
     )
 
 
-def _fetch(url: str, out, progress: bool) -> None:
-    """Stream url into the open binary file out; raise OSError on a short transfer."""
-    with urllib.request.urlopen(url, timeout=30) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        received = 0
-        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-                  disable=None if progress else True, leave=False) as bar:  # fmt: skip
-            while chunk := response.read(1 << 16):
-                out.write(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-    if total is not None and received != total:
-        raise OSError(f"transfer cut off after {received} of {total} bytes")
+def _fetch(url: str, target: Path, expected: DataFile, seconds: float, progress: bool) -> None:
+    """Fetch url into target through a temporary file that replaces it once verified: at most
+    expected.packed_limit bytes, within seconds in all. OSError for a transfer that is cut, too long or too slow
+    (the next mirror is tried). The temporary file is made once the mirror has answered and the progress bar
+    exists: every module the transfer needs is imported by then (an interrupted import exits at once, see
+    fmnist.cli, and would leave it behind)."""
+    limit = expected.packed_limit
+    deadline = _Deadline(seconds)
+    try:
+        with deadline, _opener(deadline).open(url, timeout=min(READ_TIMEOUT, seconds)) as response:
+            total = _content_length(response)
+            if total is not None and total > limit:
+                raise OSError(f"it offers {total:,} bytes, more than a .gz of this file can take ({limit:,})")
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=expected.name, disable=None if progress else True,
+                       leave=False)  # fmt: skip
+            with bar, atomic_writer(target, check=lambda tmp: read_data_file(tmp, expected)) as out:
+                received = 0
+                while chunk := response.read1(1 << 16):
+                    received += len(chunk)
+                    if received > limit:
+                        raise OSError(f"it sent more than the {limit:,} bytes a .gz of this file can take")
+                    out.write(chunk)
+                    bar.update(len(chunk))
+                if deadline.expired:  # the shut connection may have looked like a complete transfer
+                    raise TimeoutError
+                if total is not None and received != total:
+                    raise OSError(f"transfer cut off after {received} of {total} bytes")
+    except (OSError, http.client.HTTPException):
+        if not deadline.expired:
+            raise
+        raise TimeoutError(f"not done within {seconds:g} s (the limit of $FMNIST_DOWNLOAD_SECONDS)") from None
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    """The Content-Length header as a number of bytes; None when there is none, or not a plain number."""
+    text = (response.headers.get("Content-Length") or "").strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+class _Deadline:
+    """A download's time limit: when it passes, the connections opened under it are shut down, so that a read
+    waiting on one ends at once (a socket's timeout bounds each read, never their total)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut sock's connection down when time is up, or now if it is."""
+        copy = sock.dup()  # TLS takes over sock's descriptor; a copy reaches the same connection
+        with self._lock:
+            self._sockets.append(copy)
+            if self.expired:
+                _shut(copy)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed by the other side
+        pass
+
+
+def _opener(deadline: _Deadline) -> urllib.request.OpenerDirector:
+    """urllib for http and https only (no file: or ftp: mirror or redirect, which no deadline would reach),
+    with every connection watched by deadline from the moment it connects, before a TLS handshake."""
+
+    class Plain(http.client.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            deadline.watch(self.sock)
+
+    class Secure(http.client.HTTPSConnection, Plain):  # HTTPSConnection.connect calls Plain.connect, then TLS
+        pass
+
+    class Handler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+        def http_open(self, request: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(Plain, request)
+
+        def https_open(self, request: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(Secure, request)
+
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), Handler(),
+                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPRedirectHandler(),
+                    urllib.request.HTTPErrorProcessor()):  # fmt: skip
+        opener.add_handler(handler)
+    return opener
 
 
 def _reason(error: Exception) -> str:
@@ -306,8 +522,10 @@ def _reason(error: Exception) -> str:
         return f"HTTP {error.code}"
     if isinstance(error, urllib.error.URLError):
         return str(error.reason)
-    if isinstance(error, DataError):
-        return "content does not match the official checksum"
+    if isinstance(error, DamagedFile):
+        return f"the file {error.problem}"
+    if isinstance(error, DataError):  # its message would name the temporary file
+        return "the downloaded file could not be read back"
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return str(error) or type(error).__name__
