@@ -114,6 +114,8 @@ def write(out: Path, result: dict, runs: list[Run]) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     picture, page = out / "compare.png", out / "compare.html"
     with fileio.exclusive(out):  # one compare at a time writes there, so leftovers of killed ones can go
+        for path in (picture, page):  # both checked before either is written
+            fileio.check_output(path)
         fileio.remove_leftovers(out, (picture.name, page.name))
         plots.plot_comparison([(run.row["run"], run.rows) for run in runs], picture)
         report.write_comparison(page, result, picture)
