@@ -40,7 +40,7 @@ class CheckpointError(UserError):
 
 # The most each file may hold: well above what fmnist writes (10,000 epochs of metrics; the largest model and
 # its optimizer state), far below what would hurt to read whole.
-LIMITS = {"config.json": 64 << 10, "metrics.csv": 4 << 20, "model.safetensors": 16 << 20,
+LIMITS = {"config.json": 64 << 10, "summary.json": 64 << 10, "metrics.csv": 4 << 20, "model.safetensors": 16 << 20,
           "checkpoint.safetensors": 48 << 20}  # fmt: skip
 
 

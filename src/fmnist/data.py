@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import math
 import os
-import shlex
 import socket
 import stat
 import threading
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .errors import UserError
+from .errors import UserError, command
 from .fileio import NotRegularFile, PathError, TooLarge, atomic_writer, read_bounded, writable, write_atomic
 
 LABELS = (
@@ -198,7 +197,7 @@ def repair_advice(folder: Path) -> str:
         return ("reinstall the Debian package dataset-fashion-mnist, or run `fmnist download --force` to fetch a "
                 "copy into the user cache, which is looked in first")  # fmt: skip
     shown = f"./{folder}" if str(folder).startswith("~") else str(folder)  # a folder called ~x, not a home
-    return f"run `{shlex.join(['fmnist', 'download', f'--data-dir={shown}'])}` to fetch fresh copies into that folder"
+    return f"run `{command('fmnist', 'download', f'--data-dir={shown}')}` to fetch fresh copies into that folder"
 
 
 def _copy_path(packed: bytes) -> Path | None:

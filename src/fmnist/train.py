@@ -334,18 +334,20 @@ def _train(
 def keep(out: Path, net: nn.Module, model_name: str, optimizer: SGD | torch.optim.Optimizer, shuffle: torch.Generator,
          rows: list[dict], description: dict | None) -> None:  # fmt: skip
     """Write the run's state after its last finished epoch (rows: the metrics of every epoch so far) into out:
-    metrics.csv, model.safetensors, config.json (description, when given), then the checkpoint, which commits
-    the epoch: a kill between the writes leaves metrics.csv one epoch ahead of it at most, and --resume redoes
-    that epoch. Signals wait until all are written. A new run's first epoch also removes the results of the
-    run it replaces (--force), so that until then that run stays whole."""
+    config.json (description, when given), metrics.csv, model.safetensors, then the checkpoint, which commits
+    the epoch. Signals wait until all are written. A new run's first epoch first removes the checkpoint and
+    results of the run it replaces (--force), so that run stays whole until the new one has an epoch to put in
+    its place. A kill between the writes leaves metrics.csv at most one epoch ahead of the checkpoint (--resume
+    redoes that epoch), or, in the first epoch, fmnist's config.json and no checkpoint: a run that never kept an
+    epoch, which the same command takes again."""
     with fileio.uninterrupted():
-        checkpoint.write_metrics(out / "metrics.csv", rows)
-        checkpoint.save_model(out / "model.safetensors", net, model_name)
+        if len(rows) == 1:
+            for name in (CHECKPOINT, *evaluate.OUTPUTS):
+                (out / name).unlink(missing_ok=True)
         if description is not None:
             checkpoint.write_json(out / "config.json", description)
-        if len(rows) == 1:
-            for name in evaluate.OUTPUTS:
-                (out / name).unlink(missing_ok=True)
+        checkpoint.write_metrics(out / "metrics.csv", rows)
+        checkpoint.save_model(out / "model.safetensors", net, model_name)
         checkpoint.save_checkpoint(out / CHECKPOINT, net, optimizer, shuffle, rows)
 
 
@@ -357,11 +359,13 @@ def make_folder(out: Path) -> None:
 
 
 def claim(out: Path, force: bool) -> bool:
-    """Refuse the locked folder out for a new run unless it is empty, holds only the settings of a run
-    that never finished an epoch, or force is given; returns True when it holds files the new run will
-    replace (fmnist's run files, and only those, once its first epoch has finished)."""
+    """Refuse the locked folder out for a new run unless it is empty, holds a run that never kept an epoch
+    (fmnist's config.json, no checkpoint, nothing but run files: what a stop during the first epoch's writes
+    leaves), or force is given; returns True when it holds files the new run will replace (fmnist's run files,
+    and only those, once its first epoch has finished)."""
     held = sorted(p.name for p in out.iterdir())
-    unfinished = held == ["config.json"] and _is_run_config(out / "config.json")
+    unfinished = ("config.json" in held and CHECKPOINT not in held and set(held) <= set(RUN_FILES)
+                  and _is_run_config(out / "config.json"))  # fmt: skip
     if held and not unfinished and not force:
         if (out / CHECKPOINT).exists():
             raise TrainingError(f"{out} already holds a run; pass --resume to continue it, --force to start over, "
