@@ -121,6 +121,7 @@ def test_stopped_trials_leave_and_the_others_go_on_unchanged(small_data):
             group.stop(0)
             group.stop(2)
     assert widths == [4, 2, 2]
+    assert not group.P[..., trials.PIXELS + 1 :].any()  # the rows' padding stays 0
     assert [o.status for o in group.outcomes] == ["stopped", "done", "stopped", "done"]
     assert [len(o.rows) for o in group.outcomes] == [1, 3, 1, 3]
     for i in (1, 3):
