@@ -131,6 +131,20 @@ def test_stopped_trials_leave_and_the_others_go_on_unchanged(small_data):
     torch.testing.assert_close(group.model(0)[-1].weight, one_epoch.model(0)[-1].weight, atol=WEIGHT_ATOL, rtol=0)
 
 
+def test_epochs_go_on_where_an_abandoned_loop_left_them(small_data):
+    dataset = data.load(small_data)
+    configs = [Config(epochs=3, batch_size=40, device="cpu", optimizer="momentum", lr=lr) for lr in (0.01, 0.05)]
+    cases = [(trials.SingleTrial(configs[0], dataset), alone(configs[0], dataset, test=False)),
+             (trials.TrialGroup(configs, dataset), together(configs, dataset, test=False))]  # fmt: skip
+    for trained, whole in cases:
+        assert next(trained.epochs())[0] == 1  # the caller leaves the loop after epoch 1 ...
+        assert [epoch for epoch, _ in trained.epochs()] == [2, 3]  # ... and a new loop trains on
+        strip = [[{k: v for k, v in row.items() if k != "seconds"} for row in o.rows] for o in trained.outcomes]
+        assert strip == [[{k: v for k, v in row.items() if k != "seconds"} for row in o.rows] for o in whole.outcomes]
+        assert [o.status for o in trained.outcomes] == ["done"] * len(trained.outcomes)
+        assert list(trained.epochs()) == []
+
+
 def test_a_diverging_trial_fails_without_spoiling_the_others(small_data):
     dataset = data.load(small_data)
     # weight decay 1 at lr 100 multiplies the weights by -99 at every step: they overflow within an epoch

@@ -132,7 +132,8 @@ class SingleTrial:
     order, so the same bits) but without a run folder; TrialGroup's interface with one index, 0.
 
     For a config that group() leaves alone, and the reference TrialGroup is checked against.
-    Seeds PyTorch's global generator as fmnist train does (dropout draws from it).
+    Its first epoch seeds PyTorch's global generator as fmnist train does (dropout draws from it),
+    so train one SingleTrial at a time for fmnist train's results.
     """
 
     def __init__(self, config: Config, dataset: data.FashionMNIST, test: bool = False) -> None:
@@ -161,31 +162,12 @@ class SingleTrial:
         stopped being finite (outcomes[0] then says so). Ends when the trial is done or stopped."""
         config, outcome = self.outcomes[0].config, self.outcomes[0]
         with torch_threads(self.device, threads_for(config)):
-            torch.manual_seed(config.seed)
-            if config.impl == "scratch":
-                net = scratch.SoftmaxRegression()
-            else:
-                net = model.build(config.model, config.normalize, config.dropout)
-            self.net = net.to(self.device)
-            train_X, train_y, val_X, val_y = train.split(self.dataset, config.val_size, config.seed)
-            if (stats := normalization(config, train_X)) is not None:
-                model.set_normalization(net, *stats)
-            shuffle = torch.Generator().manual_seed(config.seed)
-            shift = 2 if config.augment == "shift" else 0
-            batches = data.Batches(train_X, train_y, config.batch_size, True, shuffle, shift=shift)
-            scored = {}
-            if config.val_size:
-                scored["val_acc"] = data.Batches(val_X, val_y, metrics.EVAL_BATCH_SIZE)
-            if self.test:
-                scored["test_acc"] = data.Batches(self.dataset.test_images, self.dataset.test_labels,
-                                                  metrics.EVAL_BATCH_SIZE)  # fmt: skip
-            loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-            optimizer = train.make_optimizer(config, net.parameters())
-        for epoch in range(1, config.epochs + 1):
-            if outcome.status != "running":
-                return
+            if self.net is None:
+                self._start()
+        while outcome.status == "running":
+            epoch = len(outcome.rows) + 1
             with torch_threads(self.device, threads_for(config)):
-                row = self._epoch(epoch, net, batches, loss_fn, optimizer, scored)
+                row = self._epoch(epoch)
             if row is None:
                 yield epoch, {}
                 return
@@ -194,31 +176,47 @@ class SingleTrial:
                 outcome.status = "done"
             yield epoch, {0: row}
 
-    def _epoch(
-        self,
-        epoch: int,
-        net: nn.Module,
-        batches: data.Batches,
-        loss_fn: nn.Module,
-        optimizer: train.SGD | torch.optim.Optimizer,
-        scored: dict[str, data.Batches],
-    ) -> dict | None:
+    def _start(self) -> None:
+        """The model, data, loss and optimizer as fmnist train makes them before its first epoch."""
+        config = self.outcomes[0].config
+        torch.manual_seed(config.seed)
+        if config.impl == "scratch":
+            net = scratch.SoftmaxRegression()
+        else:
+            net = model.build(config.model, config.normalize, config.dropout)
+        self.net = net.to(self.device)
+        train_X, train_y, val_X, val_y = train.split(self.dataset, config.val_size, config.seed)
+        if (stats := normalization(config, train_X)) is not None:
+            model.set_normalization(net, *stats)
+        shuffle = torch.Generator().manual_seed(config.seed)
+        shift = 2 if config.augment == "shift" else 0
+        self.batches = data.Batches(train_X, train_y, config.batch_size, True, shuffle, shift=shift)
+        self.scored = {}
+        if config.val_size:
+            self.scored["val_acc"] = data.Batches(val_X, val_y, metrics.EVAL_BATCH_SIZE)
+        if self.test:
+            test_images, test_labels = self.dataset.test_images, self.dataset.test_labels
+            self.scored["test_acc"] = data.Batches(test_images, test_labels, metrics.EVAL_BATCH_SIZE)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.optimizer = train.make_optimizer(config, net.parameters())
+
+    def _epoch(self, epoch: int) -> dict | None:
         """Train and score epoch as fmnist train does: its metrics row, or None (and the outcome
         failed) when the loss or the weights stopped being finite."""
-        config, outcome = self.outcomes[0].config, self.outcomes[0]
+        config, outcome, net = self.outcomes[0].config, self.outcomes[0], self.net
         start = time.perf_counter()
         lr = train.learning_rate(config, epoch)
-        for group_ in optimizer.param_groups:
-            group_["lr"] = lr
+        for param_group in self.optimizer.param_groups:
+            param_group["lr"] = lr
         if config.impl == "scratch":
-            loss, acc = scratch.train_epoch(net, batches, lr, progress=False)
+            loss, acc = scratch.train_epoch(net, self.batches, lr, progress=False)
         else:
-            loss, acc = train.train_epoch(net, batches, loss_fn, optimizer, progress=False)
+            loss, acc = train.train_epoch(net, self.batches, self.loss_fn, self.optimizer, progress=False)
         if not (math.isfinite(loss) and all(p.isfinite().all() for p in net.parameters())):
             outcome.status, outcome.error = "failed", divergence(config, loss, epoch)
             return None
         row = {"epoch": epoch, "train_loss": loss, "train_acc": acc}
-        row.update({name: metrics.accuracy(metrics.evaluate(net, b)) for name, b in scored.items()})
+        row.update({name: metrics.accuracy(metrics.evaluate(net, b)) for name, b in self.scored.items()})
         row["seconds"] = round(time.perf_counter() - start, 4)
         return row
 
