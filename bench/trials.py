@@ -131,9 +131,11 @@ def main() -> None:
     print(f"\nmedians of {args.repeat} repeat(s):")
     for name, seconds in median.items():
         print(f"  {name:28s} {seconds:7.2f} s  {seconds / one:6.2f}x one trial")
-    print(f"{K} trials together (best of 1 and 2 threads) take {best / one:.1f}x the time of one trial alone, "
-          f"{median[names[3]] / best:.1f}x faster than one after another; the matmuls alone need "
-          f"{flop / max(rates.values()) / 1e9 / one:.1f}x one trial at this machine's matmul rate")
+    mean = median[names[3]] / K
+    print(f"{K} trials together (best of 1 and 2 threads) take {best / one:.1f}x the time of one trial alone "
+          f"({best / mean:.1f}x the mean time of the {K} trained alone, {mean:.2f} s), {median[names[3]] / best:.1f}x "
+          f"less than one after another; the matmuls alone need {flop / max(rates.values()) / 1e9 / one:.1f}x "
+          "one trial at this machine's matmul rate")  # fmt: skip
 
 
 if __name__ == "__main__":
