@@ -267,3 +267,10 @@ def test_trials_together_on_the_real_data(real_dir):
     for i, config in enumerate(configs):
         assert_same_trial(alone(config, dataset, test=False), group, i, counts(dataset, config))
         assert group.outcomes[i].rows[-1]["val_acc"] > 0.8
+
+
+def test_hits_count_what_argmax_counts_ties_included():
+    generator = torch.Generator().manual_seed(0)
+    Z = torch.randint(-2, 3, (500, 10, 7), generator=generator).float()  # small integers: many exact ties
+    labels = torch.randint(0, 10, (500,), generator=generator)
+    assert torch.equal(trials.hits(Z, labels), (Z.argmax(dim=1) == labels.view(-1, 1)).sum(dim=0))
