@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from fmnist import d2l, data, model
-from fmnist.train import Config, train
+from fmnist.settings import Config
+from fmnist.train import train
 
 BATCH, LR = 256, 0.1
 LENET_LR = 0.9  # the book's, chapter 6.6

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from fmnist.recipes import recipe_settings
-from fmnist.train import Config, train
+from fmnist.settings import Config
+from fmnist.train import train
 
 VAL_SIZE = 10_000
 

@@ -23,7 +23,7 @@ import torch  # noqa: E402, F401  (timed: the first import of the command)
 
 IMPORTED_TORCH = time.perf_counter()
 
-from fmnist import checkpoint, cli, data, metrics, painters, report, train  # noqa: E402
+from fmnist import cli, data, metrics, painters, report, train  # noqa: E402
 
 STEPS = {  # (module, function): what it is called here; the ones marked summed are added up over the run
     (data, "load"): "load and verify the data",

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from conftest import make_small_dataset, write_dataset
 
-from fmnist import data, evaluate
-from fmnist.train import Config, train
+from fmnist import data, results
+from fmnist.settings import Config
+from fmnist.train import train
 
 # The runs the tests start from (200 training images).
 TEMPLATES = {
@@ -39,7 +40,7 @@ WITHOUT_RESULTS = ("momentum", "adam")  # only their checkpoints are used: train
 def no_results(monkeypatch) -> None:
     """Training (train, --resume) draws no pictures and writes no summary or report meanwhile: for tests about
     other files, a second or two saved each time. Not for eval, which prints what evaluate_run returns."""
-    monkeypatch.setattr(evaluate, "evaluate_run", lambda *args, **kwargs: {})
+    monkeypatch.setattr(results, "write_results", lambda *args, **kwargs: None)
 
 
 # Shared by every test module's instance of the fixture (pytest keeps one per module that names it):

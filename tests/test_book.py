@@ -14,7 +14,7 @@ from torch import nn
 
 import fmnist
 import fmnist as d2l
-from fmnist import bookplots, data, model, plots, train
+from fmnist import bookplots, data, model, optim, plots, train
 
 pytestmark = pytest.mark.usefixtures("headless")
 
@@ -105,7 +105,7 @@ def test_train_epoch_ch3_with_an_optimizer_matches_fmnist_train_epoch(small_data
     reference = model.softmax_regression()
     net = copy.deepcopy(reference)
     train_iter, _ = _iters(32)
-    expected = train.train_epoch(reference, train_iter, nn.CrossEntropyLoss(), train.SGD(reference.parameters(), 0.3))
+    expected = train.train_epoch(reference, train_iter, nn.CrossEntropyLoss(), optim.SGD(reference.parameters(), 0.3))
     train_iter.generator.manual_seed(0)  # the same batches again
     result = d2l.train_epoch_ch3(net, train_iter, nn.CrossEntropyLoss(reduction="none"),
                                  torch.optim.SGD(net.parameters(), lr=0.3))  # fmt: skip
@@ -120,7 +120,7 @@ def test_the_books_scratch_updater_path_matches_the_optimizer_path(small_data):
     net = copy.deepcopy(with_optimizer)
     train_iter, _ = _iters(32)
     loss = nn.CrossEntropyLoss(reduction="none")
-    expected = d2l.train_epoch_ch3(with_optimizer, train_iter, loss, train.SGD(with_optimizer.parameters(), 0.3))
+    expected = d2l.train_epoch_ch3(with_optimizer, train_iter, loss, optim.SGD(with_optimizer.parameters(), 0.3))
     train_iter.generator.manual_seed(0)
     batch_sizes = []
 
@@ -228,7 +228,7 @@ def test_in_jupyter_train_ch3_redraws_every_epoch_and_writes_nothing(small_data,
     net = model.softmax_regression()
     train_iter, test_iter = _iters()
     loss = nn.CrossEntropyLoss(reduction="none")
-    d2l.train_ch3(net, train_iter, test_iter, loss, 3, train.SGD(net.parameters(), 0.5))
+    d2l.train_ch3(net, train_iter, test_iter, loss, 3, optim.SGD(net.parameters(), 0.5))
     figures = [arg for name, arg in calls if name == "display"]
     assert len(figures) == 3 and all(fig is figures[0] for fig in figures)
     assert calls[1] == ("clear_output", True)

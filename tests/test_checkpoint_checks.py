@@ -25,9 +25,9 @@ from runfolders import (
     write_checkpoint_file,
 )
 
-from fmnist import checkpoint, cli
+from fmnist import cli, rundir
 from fmnist import train as train_module
-from fmnist.train import CHECKPOINT
+from fmnist.rundir import CHECKPOINT
 
 trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
 
@@ -260,5 +260,5 @@ def test_resuming_with_more_threads_than_cores_says_so(small_data, trained, tmp_
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert f"note: {run} was trained with 256 CPU threads and this process may use" in out, out
-    assert checkpoint.read_config(run).threads == 256 and not math.isnan(checkpoint.summarize(
-        checkpoint.read_metrics(run / "metrics.csv"))["test_acc"])  # fmt: skip
+    assert rundir.RunDir(run).config().threads == 256 and not math.isnan(rundir.summarize(
+        rundir.read_metrics(run / "metrics.csv"))["test_acc"])  # fmt: skip

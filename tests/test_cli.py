@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import subprocess
@@ -11,8 +12,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from fmnist import cli, model
-from fmnist.train import Config, train
+from fmnist import cli, recipes
+from fmnist.settings import SETTINGS, Config
+from fmnist.train import train
 
 
 def _run(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -55,8 +57,19 @@ def test_nonsense_arguments_get_one_line_and_exit_2(args, message):
     assert done.stderr.count("\n") == 1 and message in done.stderr
 
 
-def test_cli_model_names_match_the_library():
-    assert cli.MODELS == tuple(model.OPTIONS)
+def test_every_training_setting_is_an_option_with_its_declared_check_and_default():
+    train = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
+    options = {a.dest: a for a in train._actions}
+    for name, declared in SETTINGS.items():
+        option = options[name]
+        assert option.default is None  # given or not: --resume tells them apart
+        assert tuple(option.choices or ()) == declared.choices
+        default = next(f.default for f in dataclasses.fields(Config) if f.name == name)
+        assert f"(default: {default})" in option.help
+    assert tuple(options["model"].choices) == recipes.MODELS
+    with pytest.raises(SystemExit) as exit:  # the declared bound, through the command line
+        cli.main(["train", "--epochs", "10001"])
+    assert exit.value.code == 2
 
 
 def test_missing_run_directory(tmp_path):

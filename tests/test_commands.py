@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from fmnist import cli, data
-from fmnist.train import Config, train
+from fmnist.settings import Config
+from fmnist.train import train
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from PIL import Image
 from safetensors.numpy import load_file
 
 from fmnist import cli, data
-from fmnist.train import Config, train
+from fmnist.settings import Config
+from fmnist.train import train
 
 
 @pytest.fixture

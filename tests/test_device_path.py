@@ -10,7 +10,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fmnist import data, metrics, model
-from fmnist.train import SGD, train_epoch
+from fmnist.optim import SGD
+from fmnist.train import train_epoch
 
 HOST_READS = {torch.ops.aten._local_scalar_dense.default}  # .item(), float(t), bool(t), int(t)
 

@@ -24,9 +24,11 @@ from conftest import small_fmnist, wait_for_line
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from fmnist import checkpoint, cli, data, fileio, plots
+from fmnist import cli, data, fileio, plots, rundir
 from fmnist import train as train_module
-from fmnist.train import CHECKPOINT, Config, train
+from fmnist.rundir import CHECKPOINT
+from fmnist.settings import Config
+from fmnist.train import train
 
 IN_USE = "is in use by another fmnist command"
 
@@ -69,9 +71,9 @@ def test_a_run_directory_has_one_owner_at_a_time(small_data, tmp_path):
     owner.send_signal(signal.SIGINT)
     assert owner.wait(timeout=60) == 130
     drain.join(timeout=60)
-    saved = checkpoint.read_checkpoint(out / CHECKPOINT)
+    saved = rundir.read_checkpoint(out / CHECKPOINT)
     assert json.loads((out / "config.json").read_text())["seed"] == 0  # nothing of seed 1 got in
-    assert checkpoint.read_metrics(out / "metrics.csv") == saved.rows
+    assert rundir.read_metrics(out / "metrics.csv") == saved.rows
 
     # The lock goes with its process, even one killed without warning.
     owner = small_fmnist("train", "--out", str(out), "--resume")
@@ -111,7 +113,7 @@ def test_the_current_folder_is_not_taken_and_force_replaces_only_fmnists_files(s
     assert "is not empty (it holds notes.txt, report.html" in capsys.readouterr().err
     assert cli.main(["train", "--out", ".", "--epochs", "1", "--force"]) == 0
     assert Path("notes.txt").read_text() == "mine" and Path("report.html").read_text() != "an old report"
-    assert checkpoint.read_metrics(Path("metrics.csv"))[0]["epoch"] == 1
+    assert rundir.read_metrics(Path("metrics.csv"))[0]["epoch"] == 1
 
 
 def test_an_empty_folder_is_taken(small_data, tmp_path):
@@ -321,7 +323,7 @@ def test_a_damaged_config_is_refused_before_anything_is_rewritten(run_dir, capsy
 ])  # fmt: skip
 def test_checkpoint_metrics_of_the_wrong_shape_are_refused(run_dir, capsys, rows, problem):
     path = run_dir / CHECKPOINT
-    tensors, metadata = checkpoint.read_safetensors(path)
+    tensors, metadata = rundir.read_safetensors(path)
     save_file(tensors, str(path), metadata={**metadata, "metrics": json.dumps(rows)})
     before = _snapshot(run_dir)
     assert cli.main(["train", "--out", str(run_dir), "--resume", "--epochs", "3"]) == 1
@@ -408,7 +410,7 @@ def test_resume_hints_are_commands_a_shell_runs_whatever_the_path(small_data, tm
     hint = shlex.split(capsys.readouterr().err.split("Continue with: ")[1])
     assert hint == ["fmnist", "train", f"--out={out}", "--resume", f"--data-dir={small_data}"]
     assert cli.main(hint[1:]) == 0
-    assert len(checkpoint.read_metrics(out / "metrics.csv")) == 3
+    assert len(rundir.read_metrics(out / "metrics.csv")) == 3
 
 
 # ---------------------------------------------------------------- 7. bounded memory on hostile sizes
@@ -541,26 +543,38 @@ def test_predict_plot_draws_at_most_100_rows(run_dir, capsys):
     assert "--plot draws at most 100 images" in capsys.readouterr().err
 
 
-def test_nothing_is_imported_once_an_epoch_is_kept(tmp_path):
-    # Ctrl-C inside an import stops the command at once with "run the same command again" (cli), which
-    # is only right while no epoch is kept: so the pictures' first savefig must import nothing new.
+def test_a_stop_during_matplotlibs_import_waits_for_it_and_is_answered_after_the_last_epoch(small_data, tmp_path):
+    # A real SIGINT, sent by the process to itself as fmnist.plots starts to import after the last epoch: the
+    # import ends (a library stopped half-way may swallow the stop), then the stop is answered as Ctrl-C is.
+    out = tmp_path / "run"
     probe = (
-        "import sys\nfrom fmnist import checkpoint, cli\nseen = []\nwrite = checkpoint.save_checkpoint\n"
-        "def spy(*args):\n    write(*args)\n    seen.append(set(sys.modules)) if not seen else None\n"
-        "checkpoint.save_checkpoint = spy\n"
-        f"assert cli.main(['train', '--out', {str(tmp_path / 'run')!r}, '--epochs', '2', '--quiet']) == 0\n"
-        "print(sorted(set(sys.modules) - seen[0]))"
+        "import importlib.abc, os, signal, sys\n"
+        "class Hook(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'fmnist.plots':\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        f"sys.argv = ['fmnist', 'train', '--out={out}', '--epochs', '2', '--quiet']\n"
+        "try:\n"
+        f"    exec(open({str(Path(__file__).with_name('small_fmnist.py'))!r}).read())\n"
+        "finally:\n"
+        "    print('plots imported:', 'fmnist.plots' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "[]"
-
+    assert done.returncode == 130, done.stderr
+    assert done.stdout.splitlines()[-1] == "plots imported: True"  # not cut off half-way
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert f"interrupted after the last epoch; {out} keeps all 2 epochs" in done.stderr
+    hint = shlex.split(done.stderr.split("Draw them with: ")[1])
+    assert not (out / "report.html").exists()
+    assert cli.main(hint[1:]) == 0 and (out / "report.html").is_file()
 
 def test_a_run_made_with_more_threads_than_this_machine_has_still_evaluates_and_compares(run_dir, capsys):
     _rewrite_config(run_dir, threads=64)  # as a 64-core machine records it
     assert cli.main(["eval", str(run_dir), "--json"]) == 0
     capsys.readouterr()
-    assert checkpoint.read_config(run_dir).threads == 64
+    assert rundir.RunDir(run_dir).config().threads == 64
     assert cli.main(["compare", str(run_dir), str(run_dir)]) == 0
 
 

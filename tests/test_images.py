@@ -11,9 +11,10 @@ import torch
 from PIL import Image
 
 from fmnist import data
-from fmnist.checkpoint import load_model
 from fmnist.images import ImageError, load_image, top_k
-from fmnist.train import Config, train
+from fmnist.rundir import RunDir
+from fmnist.settings import Config
+from fmnist.train import train
 
 pytestmark = pytest.mark.realdata
 
@@ -28,7 +29,7 @@ def real(real_dir, tmp_path_factory) -> SimpleNamespace:
         dataset = data.load(real_dir)
         out = tmp_path_factory.mktemp("runs") / "two-epochs"
         train(Config(epochs=2), out, log=lambda line: None, progress=False)
-        net, _ = load_model(out)
+        net, _ = RunDir(out).load_model()
     return SimpleNamespace(images=dataset.test_images, labels=dataset.test_labels, net=net)
 
 

@@ -12,7 +12,7 @@ import runfolders
 from runfolders import copy_run, no_results, one_line_error, snapshot
 
 from fmnist import cli, fileio
-from fmnist.train import CHECKPOINT
+from fmnist.rundir import CHECKPOINT
 
 trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
 

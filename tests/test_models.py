@@ -10,8 +10,10 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from fmnist import checkpoint, cli, data, model, recipes
-from fmnist.train import CHECKPOINT, Config, Interrupted, learning_rate, split, train
+from fmnist import cli, data, model, recipes, rundir
+from fmnist.rundir import CHECKPOINT
+from fmnist.settings import Config
+from fmnist.train import Interrupted, learning_rate, split, train
 
 
 def _quiet(config: Config, out, **kwargs) -> dict:
@@ -19,15 +21,17 @@ def _quiet(config: Config, out, **kwargs) -> dict:
 
 
 def test_recipes_name_the_models_there_are():
-    assert recipes.MODELS == tuple(model.OPTIONS)
     for name, named in recipes.RECIPES.items():
         for recipe in named:
-            Config(**recipes.recipe_settings(name, recipe))  # every setting is a Config field
+            Config(**recipes.recipe_settings(name, recipe))  # every setting is a Config field the model can apply
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        model.build("resnet")
 
 
-@pytest.mark.parametrize("name", model.OPTIONS)
+@pytest.mark.parametrize("name", recipes.MODELS)
 def test_every_model_maps_images_to_ten_logits(name):
-    net = model.build(name, "global" if name != "lenet" else None, 0.1 if model.OPTIONS[name][1] else 0.0)
+    config = Config(**recipes.recipe_settings(name))
+    net = model.build(config.model, config.normalize, config.dropout)
     assert net(torch.rand(3, 1, 28, 28)).shape == (3, 10)
 
 
@@ -67,7 +71,7 @@ def test_standardisation_is_saved_with_the_weights_and_means_what_it_says(small_
 
     x = small_arrays["test_images"].reshape(-1, 784) / np.float32(255)
     logits = ((x - tensors["mean"]) / tensors["std"]) @ tensors["weight"].T + tensors["bias"]
-    net, _ = checkpoint.load_model(tmp_path / "run")
+    net, _ = rundir.RunDir(tmp_path / "run").load_model()
     with torch.no_grad():
         ours = net(torch.from_numpy(x).view(-1, 1, 28, 28)).numpy()
     np.testing.assert_allclose(ours, logits, rtol=1e-4, atol=1e-4)
@@ -93,7 +97,7 @@ def test_resume_with_adam_and_cosine_is_bit_identical(small_data, tmp_path):
     with pytest.raises(Interrupted):
         train(config, tmp_path / "parts", log=stop_after_epoch_1, progress=False)
     _quiet(config, tmp_path / "parts", resume=True)
-    whole, parts = (checkpoint.read_checkpoint(tmp_path / r / CHECKPOINT).tensors for r in ("whole", "parts"))
+    whole, parts = (rundir.read_checkpoint(tmp_path / r / CHECKPOINT).tensors for r in ("whole", "parts"))
     assert any(k.startswith("optimizer.") for k in whole)  # Adam's moments travel with the checkpoint
     assert whole.keys() == parts.keys() and all(torch.equal(whole[k], parts[k]) for k in whole)
 
@@ -117,5 +121,4 @@ def test_impl_scratch_writes_the_same_kind_of_run_close_to_concise(small_data, t
 
 def test_impl_scratch_refuses_what_it_does_not_implement(capsys):
     assert cli.main(["train", "--model", "mlp", "--impl", "scratch"]) == 1
-    assert "--impl scratch trains softmax regression with plain SGD on raw pixels only, not --model mlp" in (
-        capsys.readouterr().err)  # fmt: skip
+    assert "impl scratch cannot apply --model mlp (only softmax)" in capsys.readouterr().err

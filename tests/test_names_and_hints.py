@@ -20,7 +20,7 @@ from matplotlib.text import Text
 from PIL import Image
 from runfolders import RESULTS, copy_run, no_results, one_line_error, shell_words
 
-from fmnist import checkpoint, cli, evaluate
+from fmnist import cli, results, rundir
 from fmnist import train as train_module
 
 trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
@@ -59,8 +59,8 @@ def _stop_in_call(n: int, real, error: BaseException):
 
 
 def _disk_full_at_epoch(epoch: int):
-    """checkpoint.write_metrics on a disk that is full when it writes epoch's metrics."""
-    write = checkpoint.write_metrics
+    """rundir.write_metrics on a disk that is full when it writes epoch's metrics."""
+    write = rundir.write_metrics
 
     def full(path, rows):
         if len(rows) == epoch:
@@ -90,7 +90,7 @@ def test_every_hint_works_when_pasted_into_a_shell(small_data, tmp_path, capsys,
 
     # The pasted hint, on a disk that is full in epoch 3: the same command goes on once there is space.
     with monkeypatch.context() as patched:
-        patched.setattr(checkpoint, "write_metrics", _disk_full_at_epoch(3))
+        patched.setattr(rundir, "write_metrics", _disk_full_at_epoch(3))
         assert cli.main(resume[1:]) == 1
     err = capsys.readouterr().err
     one_line_error(err)
@@ -99,7 +99,7 @@ def test_every_hint_works_when_pasted_into_a_shell(small_data, tmp_path, capsys,
 
     # That again, stopped while the pictures are drawn: draw them with eval.
     with monkeypatch.context() as patched:
-        patched.setattr(evaluate, "evaluate_run", _stop_in_call(1, evaluate.evaluate_run, KeyboardInterrupt()))
+        patched.setattr(results, "write_results", _stop_in_call(1, results.write_results, KeyboardInterrupt()))
         assert cli.main(resume[1:]) == 130
     draw = _hint(capsys.readouterr().err, "Draw them with: ")
     assert draw == ["fmnist", "eval", f"./{run}" if name.startswith("-") else str(run), f"--data-dir={data}"]
@@ -113,7 +113,7 @@ def test_every_hint_works_when_pasted_into_a_shell(small_data, tmp_path, capsys,
     assert again == ["fmnist", "train", f"--out={run}", "--resume"]
     no_results(monkeypatch)  # what the pictures show of such a name: the test below
     assert cli.main(again[1:]) == 0, capsys.readouterr().err
-    assert len(checkpoint.read_metrics(run / "metrics.csv")) == 3 and (run / "model.safetensors").is_file()
+    assert len(rundir.read_metrics(run / "metrics.csv")) == 3 and (run / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("fails", ["metrics.csv", "checkpoint.safetensors", "confusion.png"])
@@ -122,8 +122,8 @@ def test_a_full_disk_says_the_finished_epochs_are_kept_and_how_to_go_on(small_da
     run = tmp_path / "my runs" / "a run"
     args = ["train", f"--out={run}", "--epochs", "3", "--batch-size", "50"]
     seen = []
-    write = checkpoint.write_atomic if fails != "confusion.png" else evaluate.write_atomic
-    module = checkpoint if fails != "confusion.png" else evaluate
+    write = rundir.write_atomic
+    module = rundir
 
     def full(path, content):
         seen.append(path.name)
@@ -139,13 +139,13 @@ def test_a_full_disk_says_the_finished_epochs_are_kept_and_how_to_go_on(small_da
     kept = 3 if fails == "confusion.png" else 2
     assert err.startswith(f"fmnist: error: {run / fails}: No space left on device; {run} keeps its {kept} finished "
                           "epoch(s), so free some space or fix the folder, then go on with: "), err  # fmt: skip
-    assert len(checkpoint.read_checkpoint(run / "checkpoint.safetensors").rows) == kept
+    assert len(rundir.read_checkpoint(run / "checkpoint.safetensors").rows) == kept
     go_on = _hint(err, "then go on with: ")
     assert go_on == (["fmnist", "eval", str(run)] if kept == 3 else ["fmnist", "train", f"--out={run}", "--resume"])
     if fails != "confusion.png":
         no_results(monkeypatch)
     assert cli.main(go_on[1:]) == 0
-    assert len(checkpoint.read_metrics(run / "metrics.csv")) == 3
+    assert len(rundir.read_metrics(run / "metrics.csv")) == 3
     assert fails != "confusion.png" or (run / "confusion.png").is_file()
 
 

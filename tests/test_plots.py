@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgba
 from PIL import Image
 
-from fmnist import checkpoint, metrics, plots
+from fmnist import metrics, plots, rundir
 from fmnist.data import LABELS
 
 NAMES = list(LABELS)
@@ -47,7 +47,7 @@ def orange_pixels(path) -> int:
 
 
 def test_curves_png_from_metrics_csv_draws_validation_only_when_present(tmp_path):
-    checkpoint.write_metrics(tmp_path / "metrics.csv", rows_for(4))
+    rundir.write_metrics(tmp_path / "metrics.csv", rows_for(4))
     with open(tmp_path / "metrics.csv") as f:
         csv_rows = list(csv.DictReader(f))  # strings, as a reader of metrics.csv gets them
     plots.plot_curves(csv_rows, tmp_path / "curves.png")

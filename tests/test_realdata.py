@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from fmnist.train import Config, train
+from fmnist.settings import Config
+from fmnist.train import train
 
 
 @pytest.fixture(scope="module")

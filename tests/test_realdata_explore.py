@@ -17,7 +17,7 @@ from PIL import Image
 from safetensors.numpy import load_file
 
 from fmnist import cli, data
-from fmnist.checkpoint import load_model
+from fmnist.rundir import RunDir
 
 MAX_REPORT_BYTES = 4_000_000  # the test set's 10,000 images travel in the page as one 4-bit sprite
 
@@ -41,7 +41,7 @@ def _official_test_labels(real_dir) -> np.ndarray:
 def test_report_of_a_real_run_is_bounded_and_every_cell_shows_its_images(real_runs, real_dir, tmp_path):
     report = real_runs["softmax"] / "report.html"
     assert 1_000_000 < report.stat().st_size < MAX_REPORT_BYTES
-    net, _ = load_model(real_runs["softmax"])
+    net, _ = RunDir(real_runs["softmax"]).load_model()
     dataset = data.load()
     with torch.no_grad():
         probs = net(dataset.test_images).softmax(dim=1).numpy()

@@ -18,9 +18,10 @@ from conftest import make_small_dataset
 from PIL import Image
 
 from fmnist import data, metrics, plots
-from fmnist.checkpoint import load_model, read_json
-from fmnist.report import explorer, sprite, write_report
-from fmnist.train import Config, train
+from fmnist.report import explorer, report_page, sprite
+from fmnist.rundir import RunDir, read_json
+from fmnist.settings import Config
+from fmnist.train import train
 
 
 class Page(HTMLParser):
@@ -55,7 +56,8 @@ def run(small_data, tmp_path) -> dict:
     """A 3-epoch run on the small dataset with its pictures and report.html, as `fmnist train` makes them."""
     out = tmp_path / "runs" / "small <&> run"
     summary = train(Config(epochs=3), out, log=lambda line: None, progress=False)
-    net, config = load_model(out)
+    net, _ = RunDir(out).load_model()
+    config = RunDir(out).description()
     dataset = data.load()
     with torch.no_grad():
         probs = net(dataset.test_images).softmax(dim=1)
@@ -67,10 +69,11 @@ def run(small_data, tmp_path) -> dict:
     plots.plot_mistakes(dataset.test_images, dataset.test_labels, probs, names, pictures["mistakes"])
     config["note"] = "<script>var injected = 1;</script> & more"  # text that must be escaped
     per_class, confused = metrics.per_class(confusion, names), metrics.most_confused(confusion, names)
-    write_report(out / "report.html", config=config, rows=rows, summary=summary, per_class=per_class,
-                 confused=confused, confusion=confusion.numpy(), pictures=pictures,
-                 explorer=explorer(sprite(dataset.test_images[:, 0].numpy()), dataset.test_labels.numpy(),
-                                   probs.numpy(), names))  # fmt: skip
+    page = report_page(out.name, config=config, rows=rows, summary=summary, per_class=per_class, confused=confused,
+                       confusion=confusion.numpy(), pictures={k: v.read_bytes() for k, v in pictures.items()},
+                       explorer=explorer(sprite(dataset.test_images[:, 0].numpy()), dataset.test_labels.numpy(),
+                                         probs.numpy(), names))  # fmt: skip
+    (out / "report.html").write_bytes(page)
     return {"out": out, "summary": summary, "rows": rows, "pictures": pictures, "per_class": per_class,
             "confused": confused, "confusion": confusion, "images": dataset.test_images[:, 0].numpy(),
             "labels": dataset.test_labels.numpy(), "probs": probs.numpy()}  # fmt: skip

@@ -15,9 +15,11 @@ import pytest
 import torch
 from conftest import small_fmnist, wait_for_line, write_dataset
 
-from fmnist import checkpoint, cli, data, fileio
+from fmnist import cli, data, fileio, rundir
 from fmnist import train as train_module
-from fmnist.train import CHECKPOINT, Config, train
+from fmnist.rundir import CHECKPOINT
+from fmnist.settings import Config
+from fmnist.train import train
 
 
 def _quiet(config: Config, out, **kwargs) -> dict:
@@ -37,7 +39,7 @@ def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(small_data, tmp_
     summary = _quiet(config, tmp_path / "parts", resume=True)
     weights = [(tmp_path / run / "model.safetensors").read_bytes() for run in ("parts", "whole")]
     assert weights[0] == weights[1]
-    parts, whole = (checkpoint.read_checkpoint(tmp_path / run / CHECKPOINT).tensors for run in ("parts", "whole"))
+    parts, whole = (rundir.read_checkpoint(tmp_path / run / CHECKPOINT).tensors for run in ("parts", "whole"))
     assert parts.keys() == whole.keys() and all(torch.equal(parts[k], whole[k]) for k in parts)
     assert _metrics(tmp_path / "parts") == _metrics(tmp_path / "whole")
     assert summary["epochs"] == 4
@@ -46,7 +48,7 @@ def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(small_data, tmp_
 def test_resume_restores_the_generators_not_just_the_weights(small_data, tmp_path):
     # Without the shuffle generator's state, epoch 3 would see epoch 1's order again.
     _quiet(Config(epochs=1, batch_size=32), tmp_path / "run")
-    saved = checkpoint.read_checkpoint(tmp_path / "run" / CHECKPOINT)
+    saved = rundir.read_checkpoint(tmp_path / "run" / CHECKPOINT)
     fresh = torch.Generator().manual_seed(0)
     assert not torch.equal(saved.tensors["rng.shuffle"], fresh.get_state())
 
@@ -78,7 +80,7 @@ def test_resume_with_nothing_left_to_do(small_data, tmp_path, capsys):
 
 def test_resume_without_a_checkpoint(small_data, tmp_path, capsys):
     (tmp_path / "run").mkdir()
-    checkpoint.write_json(tmp_path / "run" / "config.json", {"model": "softmax"})
+    rundir.write_json(tmp_path / "run" / "config.json", {"model": "softmax"})
     assert cli.main(["train", "--out", str(tmp_path / "run"), "--resume"]) == 1
     assert "checkpoint.safetensors is missing, so there is nothing to resume" in capsys.readouterr().err
 
@@ -102,7 +104,7 @@ def test_ctrl_c_keeps_the_last_epoch_and_resume_finishes_identically(small_data,
     assert f"Continue with: fmnist train --out={tmp_path / 'run'} --resume" in stderr
     done = len(_metrics(tmp_path / "run"))
     assert 2 <= done < 80 and f"keeps {done} finished epoch(s)" in stderr
-    assert len(checkpoint.read_checkpoint(tmp_path / "run" / CHECKPOINT).rows) == done
+    assert len(rundir.read_checkpoint(tmp_path / "run" / CHECKPOINT).rows) == done
 
     resumed = small_fmnist("train", "--out", str(tmp_path / "run"), "--resume")
     assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
@@ -121,7 +123,7 @@ def test_a_kill_at_any_moment_leaves_a_usable_checkpoint(small_data, tmp_path):
         time.sleep(delay)
         run.kill()
         run.wait()
-        rows = checkpoint.read_checkpoint(out / CHECKPOINT).rows
+        rows = rundir.read_checkpoint(out / CHECKPOINT).rows
         assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
     resumed = small_fmnist("train", "--out", str(out), "--resume", "--epochs", str(len(rows) + 1))
     assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
@@ -151,8 +153,8 @@ def test_divergence_stops_with_advice_and_keeps_the_last_good_epoch(small_arrays
                      "--batch-size", "25", "--lr", "100", "--weight-decay", "1"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 1 and "the training loss became nan in epoch 3; try a smaller learning rate" in err
-    assert len(checkpoint.read_checkpoint(out / CHECKPOINT).rows) == 2 and len(_metrics(out)) == 2
-    net, _ = checkpoint.load_model(out)
+    assert len(rundir.read_checkpoint(out / CHECKPOINT).rows) == 2 and len(_metrics(out)) == 2
+    net, _ = rundir.RunDir(out).load_model()
     assert all(torch.isfinite(p).all() for p in net.parameters())
 
 
@@ -178,7 +180,7 @@ def test_starting_over_leaves_nothing_of_the_old_run(small_data, tmp_path):
     _quiet(Config(epochs=3, batch_size=32), tmp_path / "run")
     (tmp_path / "run" / "report.html").write_text("old")
     _quiet(Config(epochs=1, batch_size=50), tmp_path / "run", force=True)
-    assert len(checkpoint.read_checkpoint(tmp_path / "run" / CHECKPOINT).rows) == 1
+    assert len(rundir.read_checkpoint(tmp_path / "run" / CHECKPOINT).rows) == 1
     assert len(_metrics(tmp_path / "run")) == 1
     assert (tmp_path / "run" / "report.html").read_text() != "old"
 
@@ -202,7 +204,7 @@ def test_a_scheduled_run_cannot_be_stretched_on_resume(small_data, tmp_path, cap
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda run: checkpoint.write_json(run / "config.json", []), "not a JSON object as fmnist writes it"),
+    (lambda run: rundir.write_json(run / "config.json", []), "not a JSON object as fmnist writes it"),
     (lambda run: (run / "config.json").write_text('{"model": "mlp", "normalize": "pixel"}'), "holds model 'softmax'"),
 ])  # fmt: skip
 def test_a_damaged_run_directory_is_one_sentence(small_data, tmp_path, capsys, damage, message):
@@ -220,8 +222,8 @@ def test_eval_of_an_interrupted_run_uses_its_metrics(small_data, tmp_path, capsy
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model", "cnn", "--normalize", "pixel"], "model cnn cannot normalize 'pixel'"),
-    (["--model", "lenet", "--dropout", "0.5"], "model lenet has no dropout"),
+    (["--model", "cnn", "--normalize", "pixel"], "model cnn cannot apply --normalize pixel (only none, global)"),
+    (["--model", "lenet", "--dropout", "0.5"], "model lenet cannot apply --dropout 0.5 (only 0)"),
 ])  # fmt: skip
 def test_settings_a_model_cannot_apply_are_refused(small_data, tmp_path, capsys, args, message):
     assert cli.main(["train", "--out", str(tmp_path / "run"), *args]) == 1

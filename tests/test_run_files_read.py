@@ -22,7 +22,7 @@ from runfolders import copy_run, one_line_error, snapshot
 from safetensors.torch import save_file
 
 from fmnist import cli
-from fmnist.train import CHECKPOINT
+from fmnist.rundir import CHECKPOINT
 
 trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
 

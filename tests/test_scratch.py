@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from fmnist import data, metrics, model, scratch, train
+from fmnist import data, metrics, model, optim, scratch, train
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_initial_weights_are_bit_identical_to_the_concise_model():
         concise = model.softmax_regression()
         after_concise = torch.rand(3)
         torch.manual_seed(seed)
-        net = scratch.SoftmaxRegression()
+        net = scratch.ScratchSoftmaxRegression()
         after_scratch = torch.rand(3)
         assert torch.equal(net.weight, concise[1].weight) and torch.equal(net.bias, concise[1].bias)
         assert torch.equal(after_scratch, after_concise)  # the same RNG use, so the same shuffles follow
@@ -85,7 +85,7 @@ def test_initial_weights_are_bit_identical_to_the_concise_model():
 def test_forward_and_the_documented_file_names_match_the_concise_model():
     torch.manual_seed(1)
     concise = model.softmax_regression()
-    net = scratch.SoftmaxRegression()
+    net = scratch.ScratchSoftmaxRegression()
     assert not torch.equal(net.weight, concise[1].weight)
     model.import_tensors(net, model.export_tensors(concise))  # weight (10, 784), bias (10,)
     images = torch.rand(5, 1, 28, 28)
@@ -97,13 +97,13 @@ def test_forward_and_the_documented_file_names_match_the_concise_model():
 def _train_both(dataset, batch_size, lr, epochs, seed=3):
     """The concise model with fmnist.train and the scratch one, from the same seed and batches."""
     histories, nets = [], []
-    for make in (model.softmax_regression, scratch.SoftmaxRegression):
+    for make in (model.softmax_regression, scratch.ScratchSoftmaxRegression):
         torch.manual_seed(seed)
         net = make()
         shuffle = torch.Generator().manual_seed(seed)
         batches = data.Batches(dataset.train_images, dataset.train_labels, batch_size, True, shuffle)
         if make is model.softmax_regression:
-            optimizer = train.SGD(net.parameters(), lr)
+            optimizer = optim.SGD(net.parameters(), lr)
             history = [train.train_epoch(net, batches, nn.CrossEntropyLoss(), optimizer, False) for _ in range(epochs)]
         else:
             history = [scratch.train_epoch(net, batches, lr, False) for _ in range(epochs)]
@@ -123,7 +123,7 @@ def test_hand_gradients_follow_autograd_on_small_data(small_data, one_thread):
 
 def test_two_epochs_on_the_real_data_reach_the_concise_weights(real_dir, one_thread):
     torch.manual_seed(0)
-    initial = scratch.SoftmaxRegression().weight.clone()
+    initial = scratch.ScratchSoftmaxRegression().weight.clone()
     dataset = data.load(real_dir)
     (concise, by_hand), (a, b) = _train_both(dataset, batch_size=256, lr=0.1, epochs=2, seed=0)
     assert (a["weight"] - b["weight"]).abs().max() < 1e-4
@@ -138,7 +138,7 @@ def test_two_epochs_on_the_real_data_reach_the_concise_weights(real_dir, one_thr
 def test_train_epoch_uses_no_autograd(small_data):
     dataset = data.load()
     torch.manual_seed(0)
-    net = scratch.SoftmaxRegression()
+    net = scratch.ScratchSoftmaxRegression()
     assert not any(p.requires_grad for p in net.parameters())
     net.requires_grad_(True)  # even when asked for, no graph is recorded and no .grad appears
     before = net.weight.clone()

@@ -16,8 +16,10 @@ import runfolders
 from conftest import wait_for_line
 from runfolders import copy_run, no_results, shell_words, snapshot
 
-from fmnist import checkpoint, cli, fileio
-from fmnist.train import CHECKPOINT, Config, train
+from fmnist import cli, fileio, rundir
+from fmnist.rundir import CHECKPOINT
+from fmnist.settings import Config
+from fmnist.train import train
 
 trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
 
@@ -64,7 +66,7 @@ def test_a_stop_signal_keeps_the_epochs_and_resume_ends_bit_identical(small_data
     assert err.count("\n") == 1 and "Traceback" not in err, err
     done = len(_rows(out))
     assert err.startswith(f"fmnist: stopped by {name}; {out} keeps {done} finished epoch(s). Continue with: "), err
-    assert 2 <= done < 5000 and len(checkpoint.read_checkpoint(out / CHECKPOINT).rows) == done
+    assert 2 <= done < 5000 and len(rundir.read_checkpoint(out / CHECKPOINT).rows) == done
 
     no_results(monkeypatch)  # the pictures are not compared
     hint = shell_words(err.split("Continue with: ")[1])

@@ -12,9 +12,9 @@ import pytest
 import runfolders
 from runfolders import RESULTS, copy_run, no_results, snapshot
 
-from fmnist import checkpoint, cli, data, errors, metrics
+from fmnist import cli, data, errors, metrics, rundir
 from fmnist import train as train_module
-from fmnist.train import CHECKPOINT
+from fmnist.rundir import CHECKPOINT
 
 trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
 
@@ -70,7 +70,7 @@ def test_force_leaves_the_old_run_whole_until_the_new_one_has_an_epoch(small_dat
     if where == "train_epoch" and how == "Ctrl-C":  # the way on the message gives works
         no_results(monkeypatch)
         assert cli.main(args) == 0
-        assert len(checkpoint.read_metrics(out / "metrics.csv")) == 1 and checkpoint.read_config(out).seed == 5
+        assert len(rundir.read_metrics(out / "metrics.csv")) == 1 and rundir.RunDir(out).config().seed == 5
         assert (out / "notes.txt").read_text() == "mine"
 
 
@@ -93,13 +93,13 @@ def test_an_epochs_files_are_written_checkpoint_last(small_data, trained, tmp_pa
     results = set(RESULTS)
     assert results <= set(snapshot(out))  # the old run's results are there to be replaced
     writes: list[tuple[str, set[str]]] = []  # each file written, with what the folder held just before
-    write = checkpoint.write_atomic
+    write = rundir.write_atomic
 
     def spy(path, content):
         writes.append((path.name, {p.name for p in out.iterdir()}))
         return write(path, content)
 
-    monkeypatch.setattr(checkpoint, "write_atomic", spy)
+    monkeypatch.setattr(rundir, "write_atomic", spy)
     no_results(monkeypatch)  # the results are another test's
     assert cli.main(["train", f"--out={out}", "--force", "--epochs", "2", "--batch-size", "50", "--seed", "5"]) == 0
     names = [name for name, _ in writes]
@@ -128,7 +128,7 @@ def test_a_kill_between_an_epochs_writes_is_gone_on_from_bit_identically(small_d
     out = tmp_path / "run"
     args = ["train", f"--out={out}", "--epochs", "2", "--batch-size", "50"]  # the template sgd2's settings
     seen: list[str] = []
-    write = checkpoint.write_atomic
+    write = rundir.write_atomic
 
     def dies(path, content):
         seen.append(path.name)
@@ -137,7 +137,7 @@ def test_a_kill_between_an_epochs_writes_is_gone_on_from_bit_identically(small_d
         return write(path, content)
 
     with monkeypatch.context() as patched:
-        patched.setattr(checkpoint, "write_atomic", dies)
+        patched.setattr(rundir, "write_atomic", dies)
         with pytest.raises(Killed):
             cli.main(args)
     capsys.readouterr()

@@ -11,7 +11,9 @@ from safetensors.numpy import load_file
 
 from fmnist import data, model
 from fmnist.cli import main
-from fmnist.train import SGD, Config, TrainingError, resolve_device, train, train_epoch
+from fmnist.optim import SGD
+from fmnist.settings import Config
+from fmnist.train import TrainingError, resolve_device, train, train_epoch
 
 
 def test_sgd_is_bit_identical_to_torch_optim_sgd(small_data):

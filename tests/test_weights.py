@@ -11,8 +11,9 @@ from PIL import Image
 from safetensors.numpy import load_file
 from test_plots import prediction_rows
 
-from fmnist import cli, data, evaluate, model, plots
-from fmnist.train import Config, train
+from fmnist import cli, data, model, plots, results
+from fmnist.settings import Config
+from fmnist.train import train
 
 
 def class_templates() -> np.ndarray:
@@ -82,7 +83,7 @@ def test_pixel_weights_fold_the_standardisation_back():
 
 def draw_weights(net, model_name, path):
     """weights.png of net, as fmnist eval draws it."""
-    weights, title, titles = evaluate.weights_picture(net, model_name)
+    weights, title, titles = results.weights_picture(net, model_name)
     plots.plot_weights(weights, path, title, titles)
 
 

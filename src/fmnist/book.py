@@ -29,7 +29,7 @@ from torch import nn
 
 from . import data, metrics
 from .bookplots import Animator, image_figure, in_notebook, publish
-from .train import SGD
+from .optim import SGD
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Net = Callable[[torch.Tensor], torch.Tensor]
@@ -214,7 +214,7 @@ def sgd(params: Iterable[torch.Tensor], lr: float, batch_size: int) -> None:
 
 
 def _is_optimizer(updater: Updater) -> bool:
-    """torch.optim optimizers and anything with their step()/zero_grad(), like fmnist.train.SGD."""
+    """torch.optim optimizers and anything with their step()/zero_grad(), like fmnist.optim.SGD."""
     return callable(getattr(updater, "step", None)) and callable(getattr(updater, "zero_grad", None))
 
 

@@ -8,20 +8,14 @@ from __future__ import annotations
 import os
 import signal
 
+from .errors import STOP_SIGNALS, Stopped, UserError
+
 
 def _on_stop(signum: int, frame: object) -> None:
     """Ctrl-C, SIGTERM and SIGHUP raise errors.Stopped, a KeyboardInterrupt, which each command answers with
-    the way to continue, except during an import: libraries may swallow it there or be left half-imported.
-    Imports happen before any epoch is kept (start-up, and torch's first optimizer step; fmnist.plots imports
-    what saving a picture needs with itself, and a test checks that nothing is imported later), so there the
-    command stops at once, and running it again is the way on."""
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            os.write(2, b"fmnist: interrupted; run the same command again to finish.\n")
-            os._exit(128 + signum)
-        frame = frame.f_back
-    from .errors import Stopped
-
+    the way to go on (main, cmd_train). The heavy imports (PyTorch, matplotlib) hold them back until they end
+    (fileio.uninterrupted): a library stopped in the middle of its import may swallow the stop or be left
+    half-imported."""
     raise Stopped(signum)
 
 
@@ -34,12 +28,12 @@ import argparse  # noqa: E402  (after the handler: an import takes long enough t
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from dataclasses import asdict  # noqa: E402
+from dataclasses import asdict, fields  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from .errors import STOP_SIGNALS, UserError  # noqa: E402
-from .recipes import MODELS, RECIPES, recipe_settings  # noqa: E402
-from .settings import CHOICES, NAMES, RANGES, THREADS_HERE, Config, Range, SettingError  # noqa: E402
+from .fileio import uninterrupted  # noqa: E402
+from .recipes import RECIPES, recipe_settings  # noqa: E402
+from .settings import NAMES, SETTINGS, THREADS_HERE, Config, Range, Setting, SettingError  # noqa: E402
 
 MAX_PICTURES = 400  # images in one picture of show: 45 rows of 9, about a second to draw
 MAX_PLOTTED = 100  # rows of predict --plot, each 1.7 inches tall: about two seconds to draw, a 17,000-pixel picture
@@ -66,14 +60,17 @@ def _number(bounds: Range) -> object:
     return parse
 
 
-def _setting(name: str) -> object:
-    """An argparse type for the numeric training setting name, with its bounds from fmnist.settings."""
-    return _number(RANGES[name])
-
-
-def _threads(text: str) -> int | str:
-    """An argparse type: "auto" or a number of threads within the cores this process may use."""
-    return "auto" if text == "auto" else _number(THREADS_HERE)(text)
+def _add_setting(parser: argparse.ArgumentParser, name: str, declared: Setting) -> None:
+    """The option --NAME of the training setting name, from its declaration: its check (a number within
+    its bounds, threads within this machine's cores, or one of its choices) and its help with the seed
+    recipe's default. It defaults to None, so that --resume can tell the settings given from the run's own."""
+    bounds = THREADS_HERE if name == "threads" else declared.bounds
+    kind = _number(bounds) if bounds else None
+    default = next(f.default for f in fields(Config) if f.name == name)
+    parser.add_argument(f"--{name.replace('_', '-')}", choices=declared.choices or None, metavar=None if
+                        declared.choices else ("N|auto" if declared.auto else "N"),
+                        type=(lambda text: "auto" if text == "auto" else kind(text)) if declared.auto else kind,
+                        help=f"{declared.help}{f'; {bounds.describe()}' if bounds else ''} (default: {default})")
 
 
 def _picture_path(text: str) -> Path:
@@ -107,30 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Train a model. Settings not given come from the model's recipe: "
                             + "; ".join(f"{m}: {', '.join(r)}" for m, r in RECIPES.items())
                             + " (the first is the default).")  # fmt: skip
-    p.add_argument("--model", choices=MODELS, help="model to train (default: softmax)")
-    p.add_argument("--recipe", choices=CHOICES["recipe"],
-                   help="named settings for the model (default: its first recipe; softmax: seed)")  # fmt: skip
-    p.add_argument("--epochs", type=_setting("epochs"), help="passes over the training set (seed recipe: 10)")
-    p.add_argument("--batch-size", type=_setting("batch_size"), help="examples per step (seed recipe: 256)")
-    p.add_argument("--optimizer", choices=CHOICES["optimizer"], help="seed recipe: sgd")
-    p.add_argument("--lr", type=_setting("lr"), help="learning rate (seed recipe: 0.1)")
-    p.add_argument("--weight-decay", type=_setting("weight_decay"),
-                   help="weight decay: decoupled for adam (AdamW), an L2 term for sgd and momentum (seed: 0)")
-    p.add_argument("--schedule", choices=CHOICES["schedule"], help="learning rate per epoch (seed: constant)")
-    p.add_argument("--label-smoothing", type=_setting("label_smoothing"), help="from 0 to 1 (seed recipe: 0)")
-    p.add_argument("--normalize", choices=CHOICES["normalize"],
-                   help="standardise the input with the training split's mean and std (seed recipe: none)")
-    p.add_argument("--dropout", type=_setting("dropout"), help="dropout before the last layer of mlp and cnn, 0 to 1")
-    p.add_argument("--augment", choices=CHOICES["augment"], help="shift: move training images up to 2 pixels")
-    p.add_argument("--val-size", type=_setting("val_size"),
-                   help="hold out this many training images, chosen by --seed, as a validation set (default: 0)")
-    p.add_argument("--impl", choices=CHOICES["impl"],
-                   help="scratch: hand-derived gradients of fmnist.scratch, softmax with SGD only (default: concise)")
-    p.add_argument("--seed", type=_setting("seed"), help="seed for initialisation and shuffling (default: 0)")
-    p.add_argument("--device", choices=CHOICES["device"], help="where to train (default: auto, a GPU when there is one)")
-    p.add_argument("--threads", type=_threads,
-                   help="CPU threads for PyTorch, or auto (the default): 1 for softmax, every core for the "
-                   "other models")  # fmt: skip
+    for name, declared in SETTINGS.items():
+        _add_setting(p, name, declared)
     p.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<date>-<time>)")
     p.add_argument("--quiet", action="store_true", help="print only the final line (no progress, no epoch lines)")
     again = p.add_mutually_exclusive_group()
@@ -216,7 +191,7 @@ def _stopped_by(signum: int) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import checkpoint
+    from .rundir import RunDir
     from .train import Interrupted, train
 
     if args.resume and args.out is None:
@@ -224,7 +199,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     given = {name: getattr(args, name) for name in NAMES if getattr(args, name, None) is not None}
     if args.resume:  # the run's own settings, where none are given
-        base = asdict(checkpoint.read_config(out))
+        base = asdict(RunDir(out).config())
     else:
         try:
             base = recipe_settings(given.get("model", "softmax"), given.get("recipe"))
@@ -255,26 +230,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from contextlib import nullcontext
+    from . import data, fileio, results
+    from .evaluate import evaluate
+    from .rundir import RESULTS, RunDir
 
-    from . import checkpoint, data, evaluate, fileio
-    from .painters import Painters
-
-    with checkpoint.locked_run(args.run_dir):
-        _, rows, _ = checkpoint.read_run(args.run_dir)
-        net, config = checkpoint.load_model(args.run_dir)
+    with RunDir(args.run_dir).locked() as run:
+        config, rows, _ = run.read()
+        net, _ = run.load_model()
         if not rows:
             return _fail(f"{args.run_dir} has no finished epoch yet; train it first.")
-        write = fileio.writable(args.run_dir)
+        write = fileio.writable(run.path)
         if write:  # every output checked before any is written
-            for name in evaluate.OUTPUTS:
-                fileio.check_output(args.run_dir / name)
-            fileio.remove_leftovers(args.run_dir, evaluate.OUTPUTS)
+            run.check_outputs(RESULTS)
+            run.remove_leftovers(RESULTS)
         dataset = data.load(args.data_dir)
-        # all painters import matplotlib at once: this process has nothing to do meanwhile
-        with Painters(dataset.test_images, one_at_a_time=False) if write else nullcontext() as painters:
-            result = evaluate.evaluate_run(args.run_dir, net, config, dataset, rows, write=write, painters=painters)
-    result = {"run_dir": str(args.run_dir), "model": config["model"], **result}
+        evaluation = evaluate(net, dataset)
+        if write:
+            results.write_results(run, net, config.model, run.description(), dataset, evaluation, rows)
+    result = evaluation.scores
+    result = {"run_dir": str(args.run_dir), "model": config.model, **result}
     done = (f"pictures and report.html written to {args.run_dir}" if write else
             f"note: {args.run_dir} cannot be written, so its pictures and report were not redrawn")  # fmt: skip
     if args.json:
@@ -283,7 +257,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(done, file=sys.stderr)
         return 0
     images = sum(row["support"] for row in result["per_class"])
-    print(f"{args.run_dir}: {config['model']}, test accuracy {result['test_acc']:.4f} on {images} images")
+    print(f"{args.run_dir}: {config.model}, test accuracy {result['test_acc']:.4f} on {images} images")
     print(f"\n{'class':<12}{'images':>8}{'precision':>11}{'recall':>8}")
     for row in result["per_class"]:
         print(f"{row['label']:<12}{row['support']:>8}{row['precision']:>11.3f}{row['recall']:>8.3f}")
@@ -298,7 +272,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from . import checkpoint, data, fileio, images, metrics, model
+    from . import data, fileio, images, metrics, model
+    from .rundir import RunDir
 
     if not args.images and not args.test_index:
         return _fail("give one or more image files, or --test-index.", 2)
@@ -308,10 +283,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return _fail(f"--plot draws at most {MAX_PLOTTED} images; give fewer, or leave out --plot.", 2)
     if args.plot:
         fileio.check_output(args.plot)
-    net, config = checkpoint.load_model(args.run_dir)
-    if args.explain and config["model"] != "softmax":
+    net, config = RunDir(args.run_dir).load_model()
+    if args.explain and config.model != "softmax":
         return _fail(f"--explain works for softmax regression only, and {args.run_dir} holds model "
-                     f"{config['model']!r}, whose decision is not a sum of pixel times weight; leave out --explain.",
+                     f"{config.model!r}, whose decision is not a sum of pixel times weight; leave out --explain.",
                      2)  # fmt: skip
     names = list(data.LABELS)
     inputs: list[tuple[str, torch.Tensor | str, str | None]] = []  # (name, image or error, true label)
@@ -345,7 +320,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             answer = r.get("error") or ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"])
             print(f"{r['path']}: {answer}" + (f"  (true: {r['true']})" if "true" in r else ""))
     if args.plot and pictures:
-        from . import plots  # matplotlib: only when drawing
+        with uninterrupted():  # matplotlib: only when drawing; a stop waits for its import
+            from . import plots
 
         X, P = torch.stack([x for x, _ in pictures]), torch.stack(shown)
         evidence = model.evidence(net, X, P.argmax(dim=1)) if args.explain else None
@@ -381,8 +357,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from . import data, fileio, plots
+    from . import data, fileio
 
+    with uninterrupted():  # matplotlib: a stop waits until it is imported
+        from . import plots
     out = args.out or Path(f"fashion-mnist-{args.split}.png")
     fileio.check_output(out)
     dataset = data.load(args.data_dir)
@@ -412,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     _usable_streams()
     try:
         args = build_parser().parse_args(argv)
+        with uninterrupted():  # PyTorch, most of a command's start-up: a stop waits until it is imported
+            import torch  # noqa: F401
         code = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, where it can still be answered quietly
         return code
@@ -429,16 +409,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The `fmnist` program: main() with the command line, then an immediate exit with its code.
-
-    Every file is written, fsynced and closed by then; skipping the interpreter's teardown of
-    torch and matplotlib (about 0.3 s) is time a user would only wait.
-    """
-    code = main()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # nothing is left to interrupt
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:  # a closed pipe: nothing more can be said
-        pass
-    os._exit(code)
+    """The `fmnist` program: main() with the command line, and its exit code."""
+    sys.exit(main())

@@ -6,11 +6,14 @@ whose files are damaged is found out before it is compared.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import checkpoint, data, fileio, metrics
+from . import data, fileio, metrics
 from .errors import command
+from .evaluate import evaluate
+from .rundir import RunDir, RunDirError, summarize
 
 # The columns where one value is better: the highest accuracy, the fewest seconds and parameters.
 BEST = {"test_acc": max, "seconds": min, "parameters": min}
@@ -32,27 +35,27 @@ class Run:
 def load_run(run_dir: Path, dataset: data.FashionMNIST) -> Run:
     """Score the run in run_dir on dataset's test set; RunError when it is missing, damaged or unfinished."""
     try:
-        settings, rows, _ = checkpoint.read_run(run_dir)
-        net, config = checkpoint.load_model(run_dir)
-    except checkpoint.CheckpointError as e:
+        run = RunDir(run_dir)
+        settings, rows, _ = run.read()
+        net, _ = run.load_model()
+    except RunDirError as e:
         raise RunError(str(e)) from None
     if len(rows) < settings.epochs:
         raise RunError(f"{run_dir} is unfinished ({len(rows)} of {settings.epochs} epochs); finish it with "
                        f"`{command('fmnist', 'train', f'--out={run_dir}', '--resume')}`, or leave it out.")
-    batches = data.Batches(dataset.test_images, dataset.test_labels, metrics.EVAL_BATCH_SIZE)
     try:
-        scores = metrics.scores(metrics.evaluate(net, batches), list(data.LABELS))
+        scores = evaluate(net, dataset).scores
     except metrics.ScoresError as e:
         raise RunError(f"{run_dir}: {e}") from None
     best = max(rows, key=lambda row: row["test_acc"])  # the first of equals
     row = {
         "run": str(run_dir),
-        "model": config.get("model"),
-        "recipe": str(config.get("recipe", "-")),  # runs made before recipes have none
+        "model": settings.model,
+        "recipe": settings.recipe,
         "epochs": len(rows),
         "test_acc": scores["test_acc"],
         "best_epoch": best["epoch"],
-        "seconds": checkpoint.summarize(rows)["seconds"],
+        "seconds": summarize(rows)["seconds"],
         "parameters": sum(p.numel() for p in net.parameters()),
     }
     return Run(row, [c["accuracy"] for c in scores["per_class"]], rows)
@@ -109,14 +112,18 @@ def _mark(row: dict, best: list[str], text: str) -> str:
 
 def write(out: Path, result: dict, runs: list[Run]) -> tuple[Path, Path]:
     """Write compare.png (every run's curves) and compare.html (tables and picture) into out."""
-    from . import plots, report  # matplotlib: only when drawing
+    from . import report
 
+    with fileio.uninterrupted():  # matplotlib: only when drawing; a stop waits for its import
+        from . import plots
     out.mkdir(parents=True, exist_ok=True)
     picture, page = out / "compare.png", out / "compare.html"
     with fileio.exclusive(out):  # one compare at a time writes there, so leftovers of killed ones can go
         for path in (picture, page):  # both checked before either is written
             fileio.check_output(path)
         fileio.remove_leftovers(out, (picture.name, page.name))
-        plots.plot_comparison([(run.row["run"], run.rows) for run in runs], picture)
-        report.write_comparison(page, result, picture)
+        png = io.BytesIO()
+        plots.plot_comparison([(run.row["run"], run.rows) for run in runs], png)
+        fileio.write_atomic(picture, png.getvalue())
+        fileio.write_atomic(page, report.comparison_page(result, png.getvalue()))
     return picture, page

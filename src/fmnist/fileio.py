@@ -157,20 +157,6 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-_held: set[int] = set()  # the descriptors of the folder locks this process holds (see exclusive)
-
-
-def _forget_locks() -> None:
-    """In a forked child: close its copies of the locks' descriptors, so that a lock still ends with the
-    process that took it (fmnist.painters fork inside a run's lock)."""
-    for fd in _held:
-        os.close(fd)
-    _held.clear()
-
-
-os.register_at_fork(after_in_child=_forget_locks)
-
-
 @contextmanager
 def exclusive(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on the existing folder (an flock on the folder itself, which the system
@@ -179,7 +165,6 @@ def exclusive(folder: Path) -> Iterator[None]:
         fd = _on_path(folder, os.open, folder, os.O_RDONLY | os.O_DIRECTORY)
     except NotADirectoryError:
         raise PathError(f"{folder} is not a folder; choose a folder for the run directory.") from None
-    _held.add(fd)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -190,9 +175,7 @@ def exclusive(folder: Path) -> Iterator[None]:
                             "it); wait until it ends, or choose another folder.") from None  # fmt: skip
         yield
     finally:
-        if fd in _held:  # not when a forked child leaves the block: it closed its copy at the fork
-            _held.discard(fd)
-            os.close(fd)
+        os.close(fd)
 
 
 @contextmanager

@@ -92,32 +92,9 @@ def lenet() -> nn.Sequential:
 
 
 # What each model can be built with: its normalisations and whether it has dropout.
-OPTIONS = {
-    "softmax": ((None, "pixel", "global"), False),
-    "mlp": ((None, "pixel", "global"), True),
-    "cnn": ((None, "global"), True),
-    "lenet": ((None,), False),
-}
-
-
-def check_options(name: str, normalize: str | None = None, dropout: float = 0.0) -> None:
-    """ValueError for an unknown model name or a setting the model does not have, so that no
-    setting is recorded that was not applied."""
-    if name not in OPTIONS:
-        raise ValueError(f"unknown model {name!r}")
-    normalizations, has_dropout = OPTIONS[name]
-    if (None if normalize == "none" else normalize) not in normalizations:
-        raise ValueError(f"model {name} cannot normalize {normalize!r}")
-    if dropout and not has_dropout:
-        raise ValueError(f"model {name} has no dropout")
-
-
 def build(name: str, normalize: str | None = None, dropout: float = 0.0) -> nn.Module:
-    """A freshly initialised model by name (a key of OPTIONS); uses the global torch RNG.
-
-    ValueError as check_options says.
-    """
-    check_options(name, normalize, dropout)
+    """A freshly initialised model by name (settings.Config's model, which checks what each model can apply:
+    normalize and dropout); uses the global torch RNG. ValueError for an unknown name."""
     normalize = None if normalize == "none" else normalize
     if name == "softmax":
         return softmax_regression(normalize)
@@ -125,7 +102,9 @@ def build(name: str, normalize: str | None = None, dropout: float = 0.0) -> nn.M
         return mlp(normalize, dropout)
     if name == "cnn":
         return cnn(normalize, dropout)
-    return lenet()
+    if name == "lenet":
+        return lenet()
+    raise ValueError(f"unknown model {name!r}")
 
 
 def set_normalization(net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:

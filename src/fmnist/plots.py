@@ -24,9 +24,9 @@ from PIL import Image
 from .fileio import write_atomic
 from .metrics import most_confident_mistakes
 
-# What the first savefig would import (matplotlib's Agg backend, Pillow's image formats) is imported
-# with this module, at start-up: a Ctrl-C during an import stops a command at once (cli), and after
-# training that would leave a run without its pictures and with the wrong advice.
+# What the first savefig would import (matplotlib's Agg backend, Pillow's image formats) is imported with
+# this module, which the commands import with stops held back (fileio.uninterrupted): a stop in the middle
+# of an import may be swallowed, or leave a module half-imported.
 Image.preinit()
 
 Target = Path | BinaryIO  # where a picture goes: a file (its suffix names the format) or a stream (PNG)

@@ -13,16 +13,14 @@ import base64
 import hashlib
 import io
 import json
-import mimetypes
 import zlib
 from html import escape
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
-from .fileio import write_atomic
+from .settings import HEADLINE
 
 CAPTIONS = {
     "curves": "Training curves: mean cross-entropy per training example, and accuracy per epoch.",
@@ -139,8 +137,8 @@ figure.thumb figcaption { font-size: 11px; line-height: 1.3; margin-top: 2px; }
 """
 
 
-def write_report(
-    path: Path,
+def report_page(
+    run: str,
     *,
     config: dict,
     rows: list[dict],
@@ -149,16 +147,15 @@ def write_report(
     confused: list[dict],
     confusion: np.ndarray,
     explorer: str,
-    pictures: dict[str, Path],
-) -> None:
-    """Write the run's report as one self-contained HTML file at path (atomically).
+    pictures: dict[str, bytes],
+) -> bytes:
+    """The run's report, one self-contained HTML page, for the run named run.
 
     config: config.json's content; rows: metrics.csv rows; summary: summary.json (test_acc etc. in [0, 1]);
     per_class: fmnist.metrics.per_class rows; confused: fmnist.metrics.most_confused rows;
     confusion: int counts [C, C] (row = true class); explorer: what report.explorer makes of the test set;
-    pictures: name -> PNG path, embedded in order (names of CAPTIONS get their caption).
+    pictures: name -> PNG bytes, embedded in order (names of CAPTIONS get their caption).
     """
-    run = path.parent.name or "run"
     names = [row["label"] for row in per_class]
     body = [
         f"<h1>fmnist run {escape(run)}</h1>",
@@ -183,11 +180,11 @@ def write_report(
         "<h2>Configuration</h2>",
         _config_table(config),
     ]
-    write_atomic(path, _page(f"fmnist report: {run}", body, explorer))
+    return _page(f"fmnist report: {run}", body, explorer)
 
 
-def write_comparison(path: Path, result: dict, picture: Path) -> None:
-    """Write fmnist.compare's result (its tables) and picture as one self-contained HTML file, atomically."""
+def comparison_page(result: dict, picture: bytes) -> bytes:
+    """fmnist.compare's result (its tables) and picture (PNG bytes) as one self-contained HTML page."""
     table, best = result["runs"], result["best"]
     head = _row(["run", "model", "recipe", "epochs", "test accuracy", "best epoch", "seconds", "parameters"], "th",
                 numeric={3, 4, 5, 6, 7})  # fmt: skip
@@ -218,7 +215,7 @@ def write_comparison(path: Path, result: dict, picture: Path) -> None:
         "<h2>Curves</h2>",
         _figure("compare", picture),
     ]
-    write_atomic(path, _page("fmnist: runs compared", page))
+    return _page("fmnist: runs compared", page)
 
 
 def _best(text: str, best: bool) -> str:
@@ -296,9 +293,8 @@ def sprite(images: np.ndarray) -> Sprite:
 
 
 def _describe(config: dict) -> str:
-    """The recipe in one line: "model softmax, epochs 10, batch_size 256, ..."."""
-    keys = ("model", "recipe", "epochs", "batch_size", "optimizer", "lr", "schedule", "normalize", "seed", "device")
-    return ", ".join(f"{key} {config[key]}" for key in keys if key in config)
+    """The recipe in one line: "model softmax, recipe seed, epochs 10, batch_size 256, ..." (settings.HEADLINE)."""
+    return ", ".join(f"{key} {config[key]}" for key in HEADLINE if key in config)
 
 
 def _stats(summary: dict) -> str:
@@ -380,13 +376,12 @@ def _flatten(config: dict, prefix: str = "") -> list[tuple[str, str]]:
     return items
 
 
-def _figure(name: str, picture: Path) -> str:
-    """The picture file embedded as a data: URI, with its caption."""
-    mime = mimetypes.guess_type(picture.name)[0] or "image/png"
-    encoded = base64.b64encode(picture.read_bytes()).decode("ascii")
+def _figure(name: str, png: bytes) -> str:
+    """The PNG picture embedded as a data: URI, with its caption."""
+    encoded = base64.b64encode(png).decode("ascii")
     caption = CAPTIONS.get(name, name)
     return (
-        f'<figure><img src="data:{mime};base64,{encoded}" alt="{escape(name)}">'
+        f'<figure><img src="data:image/png;base64,{encoded}" alt="{escape(name)}">'
         f"<figcaption>{escape(caption)}</figcaption></figure>"
     )
 

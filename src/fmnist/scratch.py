@@ -57,7 +57,7 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -log_softmax(logits).gather(1, labels.unsqueeze(1)).squeeze(1)
 
 
-class SoftmaxRegression(nn.Module):
+class ScratchSoftmaxRegression(nn.Module):
     """Logits [B, 10] = X.flatten(1) @ weight.T + bias, for X [B, 1, 28, 28] or [B, 784].
 
     Parameters weight (10, 784) and bias (10,), the documented safetensors names. Initialised
@@ -85,7 +85,7 @@ class SoftmaxRegression(nn.Module):
 
 @torch.no_grad()
 def train_epoch(
-    net: SoftmaxRegression,
+    net: ScratchSoftmaxRegression,
     batches: Batches,
     lr: float,
     progress: bool | None = None,

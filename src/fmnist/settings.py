@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 
 from .errors import UserError
 from .recipes import MODELS, RECIPES
@@ -81,66 +82,101 @@ def _short(text: str, limit: int = 30) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "model": MODELS,
-    "recipe": tuple(sorted({r for rs in RECIPES.values() for r in rs})),
-    "optimizer": ("sgd", "momentum", "adam"),
-    "schedule": ("constant", "cosine"),
-    "normalize": ("none", "pixel", "global"),
-    "augment": ("none", "shift"),
-    "impl": ("concise", "scratch"),
-    "device": ("auto", "cpu", "cuda"),
-}
+@dataclass(frozen=True)
+class Setting:
+    """What a training setting may be, declared once, beside its default in Config: the command line's
+    option, its help and check, config.json's check, the report's headline and fmnist tune's search space
+    are all derived from it.
+
+    help: the option's help (its default is added from Config); bounds: a number's Range, or choices: the
+    names it may take (one of the two); auto: "auto" is allowed too; needs: value -> {other setting: the
+    values it may then take} (what a model or implementation cannot apply); headline: named in a run's
+    one-line description.
+    """
+
+    help: str
+    bounds: Range | None = None
+    choices: tuple[str, ...] = ()
+    auto: bool = False
+    needs: dict[object, dict[str, tuple]] = dataclass_field(default_factory=dict)
+    headline: bool = False
+
+    def check(self, name: str, value: object) -> str | None:
+        """None when value is allowed on its own, else what is wrong ("lr must be ..., got -1")."""
+        if self.auto and value == "auto":
+            return None
+        if self.choices:
+            if value in self.choices:
+                return None
+            return f"{name} must be one of {', '.join(self.choices)}, got {_short(repr(value))}"
+        problem = self.bounds.check(value)
+        return problem and f"{name} {problem}"
+
+
+def setting(default: object, help: str, **declared: object) -> object:
+    """A Config field with its default and its Setting (declared: Setting's other fields)."""
+    return dataclass_field(default=default, metadata={"setting": Setting(help, **declared)})
+
 
 # More threads than cores only wait on each other: 2000 made an epoch 150x slower, 3000 crashed PyTorch.
 THREADS_HERE = Range(int, 1, available_cores(), note="the CPU cores this process may use")
-
-RANGES: dict[str, Range] = {
-    "epochs": Range(int, 1, 10_000),
-    "batch_size": Range(int, 1, 60_000),  # the training set
-    "lr": Range(float, 0, 100, low_open=True),
-    "weight_decay": Range(float, 0, 1),
-    "label_smoothing": Range(float, 0, 1, high_open=True),
-    "dropout": Range(float, 0, 1, high_open=True),
-    "val_size": Range(int, 0, 59_999),  # at least one training image stays
-    "seed": Range(int, 0, 2**63 - 1),
-    # What a run may have used on a large machine; the command line allows at most this one's cores (cli).
-    "threads": Range(int, 1, 256),
-}
+NO_DROPOUT = {"dropout": (0, 0.0)}
 
 
 @dataclass(frozen=True)
 class Config:
-    """Every setting that affects the result of a run; the defaults are the seed's recipe.
+    """Every setting that affects the result of a run; the defaults are the seed notebook's recipe.
 
-    SettingError when a value is outside CHOICES or RANGES.
+    SettingError when a value is not one its Setting allows, or one the model or implementation cannot apply.
     """
 
-    model: str = "softmax"
-    recipe: str = "seed"
-    epochs: int = 10
-    batch_size: int = 256
-    optimizer: str = "sgd"  # sgd, momentum (Nesterov, 0.9) or adam (AdamW)
-    lr: float = 0.1
-    weight_decay: float = 0.0
-    schedule: str = "constant"  # or cosine: lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2
-    label_smoothing: float = 0.0
-    normalize: str = "none"  # or pixel / global: standardise with the training split's statistics
-    dropout: float = 0.0
-    augment: str = "none"  # or shift: move each training image by up to 2 pixels
-    val_size: int = 0  # training images held out for validation, chosen by the seed
-    impl: str = "concise"  # or scratch: fmnist.scratch's hand-derived gradients (softmax, plain SGD only)
-    seed: int = 0
-    device: str = "auto"
-    threads: int | str = "auto"  # or a number; see threads_for
+    model: str = setting("softmax", "model to train", choices=MODELS, headline=True, needs={
+        "softmax": NO_DROPOUT, "cnn": {"normalize": ("none", "global")}, "lenet": {"normalize": ("none",),
+                                                                                  **NO_DROPOUT}})  # fmt: skip
+    recipe: str = setting("seed", "named settings of the model: when not given, its first (softmax's)",
+                          choices=tuple(sorted({r for rs in RECIPES.values() for r in rs})), headline=True)
+    epochs: int = setting(10, "passes over the training set", bounds=Range(int, 1, 10_000), headline=True)
+    batch_size: int = setting(256, "examples per step", bounds=Range(int, 1, 60_000), headline=True)  # the training set
+    optimizer: str = setting("sgd", "sgd, momentum (Nesterov, 0.9) or adam (AdamW)",
+                             choices=("sgd", "momentum", "adam"), headline=True)
+    lr: float = setting(0.1, "learning rate", bounds=Range(float, 0, 100, low_open=True), headline=True)
+    weight_decay: float = setting(0.0, "weight decay: decoupled for adam (AdamW), an L2 term for sgd and momentum",
+                                  bounds=Range(float, 0, 1))
+    schedule: str = setting("constant", "learning rate per epoch; cosine: lr (1 + cos(pi (epoch - 1) / epochs)) / 2",
+                            choices=("constant", "cosine"), headline=True)
+    label_smoothing: float = setting(0.0, "label smoothing of the loss", bounds=Range(float, 0, 1, high_open=True))
+    normalize: str = setting("none", "standardise the input with the training split's mean and std, per pixel or "
+                             "one for all", choices=("none", "pixel", "global"), headline=True)  # fmt: skip
+    dropout: float = setting(0.0, "dropout before the last layer of mlp and cnn",
+                             bounds=Range(float, 0, 1, high_open=True))
+    augment: str = setting("none", "shift: move each training image by up to 2 pixels", choices=("none", "shift"))
+    val_size: int = setting(0, "training images held out, chosen by --seed, as a validation set scored per epoch",
+                            bounds=Range(int, 0, 59_999, note="at least one training image stays"))
+    impl: str = setting("concise", "scratch: the hand-derived gradients of fmnist.scratch", choices=("concise", "scratch"),
+                        needs={"scratch": {"model": ("softmax",), "optimizer": ("sgd",), "weight_decay": (0, 0.0),
+                                           "label_smoothing": (0, 0.0), "normalize": ("none",)}})  # fmt: skip
+    seed: int = setting(0, "seed for initialisation and shuffling", bounds=Range(int, 0, 2**63 - 1), headline=True)
+    device: str = setting("auto", "where to train; auto: a GPU when there is one", choices=("auto", "cpu", "cuda"),
+                          headline=True)
+    # What a run may have used on a large machine; the command line allows at most this one's cores (cli).
+    threads: int | str = setting("auto", "CPU threads for PyTorch; auto: 1 for softmax, every core for the other "
+                                 "models", bounds=Range(int, 1, 256), auto=True)  # fmt: skip
 
     def __post_init__(self) -> None:
-        problems = [problem for name in NAMES if (problem := check_value(name, getattr(self, name)))]
+        problems = [problem for name, declared in SETTINGS.items()
+                    if (problem := declared.check(name, getattr(self, name)))]  # fmt: skip
+        if not problems:  # what the chosen model and implementation cannot apply
+            problems = [f"{name} {getattr(self, name)} cannot apply --{other.replace('_', '-')} {getattr(self, other)}"
+                        f" (only {', '.join(map(str, dict.fromkeys(allowed)))})"
+                        for name, declared in SETTINGS.items() for other, allowed in
+                        declared.needs.get(getattr(self, name), {}).items() if getattr(self, other) not in allowed]  # fmt: skip
         if problems:
             raise SettingError("; ".join(problems))
 
 
-NAMES = tuple(f.name for f in fields(Config))
+SETTINGS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in fields(Config)}
+NAMES = tuple(SETTINGS)
+HEADLINE = tuple(name for name, declared in SETTINGS.items() if declared.headline)  # a run in one line
 
 
 # Measured on 2 cores (bench/threads.py, README "Threads"): every model's epoch is 1.6-1.8x faster on two
@@ -156,14 +192,3 @@ def threads_for(config: Config) -> int:
     if config.threads != "auto":
         return int(config.threads)
     return 1 if config.model in ONE_THREAD_MODELS else available_cores()
-
-
-def check_value(name: str, value: object) -> str | None:
-    """None when value is allowed for the setting name, else what is wrong ("lr must be ..., got -1")."""
-    if name == "threads" and value == "auto":
-        return None
-    if name in CHOICES:
-        problem = None if value in CHOICES[name] else f"must be one of {', '.join(CHOICES[name])}, got {_short(repr(value))}"
-    else:
-        problem = RANGES[name].check(value)
-    return problem and f"{name} {problem}"

@@ -1,4 +1,4 @@
-"""Training, as a plain loop that writes a run directory.
+"""Training: the loop, and the run it writes into a run directory (fmnist.rundir).
 
 The defaults are the seed notebook's recipe; other recipes (fmnist.recipes) change the
 optimizer, the learning-rate schedule, input standardisation and augmentation.
@@ -7,27 +7,24 @@ optimizer, the learning-rate schedule, input standardisation and augmentation.
 from __future__ import annotations
 
 import math
-import platform
 import signal
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy
-import safetensors
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import __version__, checkpoint, data, evaluate, fileio, metrics, model, scratch
-from .errors import UserError, command
-from .painters import Painters
-from .settings import Config, available_cores, threads_for
+from . import data, evaluate, metrics, model, results, rundir, scratch
+from .errors import UserError
+from .optim import SGD
+from .settings import SETTINGS, Config, SettingError, available_cores, threads_for
 
-CHECKPOINT = checkpoint.CHECKPOINT
-RUN_FILES = ("config.json", CHECKPOINT, "model.safetensors", "metrics.csv", *evaluate.OUTPUTS)
 NORMALIZE_MIN_STD = 0.05  # border pixels are almost always 0: do not blow up their noise
+# What each optimizer keeps per parameter between steps, as its state_dict names it.
+OPTIMIZER_STATE = {"sgd": (), "momentum": ("momentum_buffer",), "adam": ("step", "exp_avg", "exp_avg_sq")}
 
 
 class TrainingError(UserError):
@@ -48,49 +45,11 @@ class Interrupted(Exception):
         self.signum, self.hint = signum, hint
 
 
-RESUMABLE = ("epochs",)  # the only setting --resume may change
-
-
-class SGD:
-    """Plain mini-batch SGD, w <- w - lr * grad, with torch.optim's step()/zero_grad() interface.
-
-    The arithmetic is torch.optim.SGD's without momentum (the tests check bit equality);
-    it exists because torch.optim imports torch._dynamo on first use, which costs about
-    2 s of start-up, longer than a whole training epoch of this model.
-    """
-
-    def __init__(self, params: Iterable[torch.Tensor], lr: float) -> None:
-        self.param_groups = [{"params": list(params), "lr": lr}]
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """Move every parameter against its gradient."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.add_(p.grad, alpha=-group["lr"])
-
-    def zero_grad(self) -> None:
-        """Drop the gradients, as torch.optim's zero_grad(set_to_none=True)."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.grad = None
-
-    def state_dict(self) -> dict:
-        """torch.optim's format; plain SGD keeps no state between steps."""
-        return {"state": {}, "param_groups": [{"lr": g["lr"]} for g in self.param_groups]}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Accept a state_dict() of the same kind (there is nothing to restore)."""
-        if state["state"]:
-            raise ValueError("plain SGD keeps no state, but the checkpoint has optimizer state")
-
-
-# What each optimizer keeps per parameter between steps, as its state_dict names it.
-OPTIMIZER_STATE = {"sgd": (), "momentum": ("momentum_buffer",), "adam": ("step", "exp_avg", "exp_avg_sq")}
+# ---------------------------------------------------------------- the pieces of a recipe
 
 
 def make_optimizer(config: Config, params: Iterable[torch.Tensor]) -> SGD | torch.optim.Optimizer:
-    """The optimizer config names; plain SGD without weight decay is train.SGD."""
+    """The optimizer config names; plain SGD without weight decay is fmnist.optim.SGD."""
     params = list(params)
     if config.optimizer == "sgd" and config.weight_decay == 0:
         return SGD(params, lr=config.lr)
@@ -110,10 +69,13 @@ def learning_rate(config: Config, epoch: int) -> float:
 
 def split(dataset: data.FashionMNIST, val_size: int, seed: int) -> tuple[torch.Tensor, ...]:
     """(train images, train labels, val images, val labels): val_size training images chosen
-    by seed are held out; the rest stay in their original order."""
-    if not 0 <= val_size < len(dataset.train_labels):
-        raise TrainingError(f"--val-size must be between 0 and {len(dataset.train_labels) - 1}, got {val_size}.")
-    order = torch.randperm(len(dataset.train_labels), generator=torch.Generator().manual_seed(seed))
+    by seed are held out; the rest stay in their original order. SettingError when val_size leaves
+    no training image (its bounds, with this training set's size)."""
+    n = len(dataset.train_labels)
+    if problem := replace(SETTINGS["val_size"], bounds=replace(SETTINGS["val_size"].bounds, high=n - 1)).check(
+            "val_size", val_size):  # fmt: skip
+        raise SettingError(f"{problem}; this training set has {n} images.")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     held, kept = order[:val_size].sort().values, order[val_size:].sort().values
     X, y = dataset.train_images, dataset.train_labels
     if val_size == 0:
@@ -121,18 +83,18 @@ def split(dataset: data.FashionMNIST, val_size: int, seed: int) -> tuple[torch.T
     return X[kept.to(X.device)], y[kept.to(y.device)], X[held.to(X.device)], y[held.to(y.device)]
 
 
-SCRATCH_SUPPORTS = {"model": "softmax", "optimizer": "sgd", "weight_decay": 0.0, "label_smoothing": 0.0,
-                    "normalize": "none"}  # fmt: skip
-
-
-def check_impl(config: Config) -> None:
-    """--impl scratch covers softmax regression with plain SGD on raw pixels; refuse the rest."""
-    if config.impl == "scratch":
-        other = [f"--{k.replace('_', '-')} {getattr(config, k)}" for k, v in SCRATCH_SUPPORTS.items()
-                 if getattr(config, k) != v]  # fmt: skip
-        if other:
-            raise TrainingError(f"--impl scratch trains softmax regression with plain SGD on raw pixels only, "
-                                f"not {', '.join(other)}; use --impl concise.")  # fmt: skip
+def normalization(config: Config, train_X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(mean, std) that config's input standardisation takes from the training images train_X
+    [N, 1, 28, 28]: shapes (784,) per pixel or (1,) global; None without standardisation."""
+    if config.normalize == "pixel" and len(train_X) < 2:  # the spread of one image is not defined
+        raise TrainingError(f"--normalize pixel takes each pixel's spread over the training images, and --val-size "
+                            f"{config.val_size} leaves {len(train_X)}; hold out fewer images, or use --normalize "
+                            "global.")  # fmt: skip
+    if config.normalize == "pixel":
+        return train_X.mean(dim=0).reshape(-1), train_X.std(dim=0).clamp_min(NORMALIZE_MIN_STD).reshape(-1)
+    if config.normalize == "global":
+        return train_X.mean().reshape(1), train_X.std().reshape(1)
+    return None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -142,6 +104,14 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise TrainingError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu.")
     return torch.device(name)
+
+
+def divergence(config: Config, loss: float, epoch: int) -> str:
+    """What training says when the loss of epoch became loss (NaN or infinite)."""
+    return f"the training loss became {loss} in epoch {epoch}; try a smaller learning rate than --lr {config.lr}."
+
+
+# ---------------------------------------------------------------- the loop
 
 
 def train_epoch(
@@ -171,25 +141,55 @@ def train_epoch(
     return loss_sum.item() / n, correct.item() / n
 
 
-def describe(config: Config, device: torch.device, dataset: data.FashionMNIST) -> dict:
-    """config.json's content: the settings (device and threads as used), library versions and the data's
-    checksums."""
-    return {
-        **asdict(config),
-        "device": str(device),
-        "threads": threads_for(config),
-        "versions": {
-            "fmnist": __version__,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "numpy": numpy.__version__,
-            "safetensors": safetensors.__version__,
-        },
-        "data": {
-            "folder": str(dataset.folder),
-            "sha256": {f.name: f.sha256 for f in data.FILES.values()},
-        },
-    }
+class Session:
+    """One model trained as config says, epoch by epoch, on dataset (already on device): the model, its
+    batches, loss and optimizer, made in fmnist train's order from config.seed (the global torch generator
+    is seeded here). What `fmnist train` and fmnist.trials' lone trials share; no run folder.
+
+    test: also score the test set after each epoch (test_acc); a search chooses on the validation split.
+    """
+
+    def __init__(self, config: Config, dataset: data.FashionMNIST, device: torch.device, test: bool = True) -> None:
+        self.config = config
+        torch.manual_seed(config.seed)
+        net = scratch.ScratchSoftmaxRegression() if config.impl == "scratch" else model.build(
+            config.model, config.normalize, config.dropout)  # fmt: skip
+        self.net = net.to(device)
+        train_X, train_y, val_X, val_y = split(dataset, config.val_size, config.seed)
+        if (stats := normalization(config, train_X)) is not None:
+            model.set_normalization(net, *stats)
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        shift = 2 if config.augment == "shift" else 0
+        self.batches = data.Batches(train_X, train_y, config.batch_size, True, self.shuffle, shift=shift)
+        self.scored = {}  # name in metrics.csv -> batches scored after each epoch
+        if config.val_size:
+            self.scored["val_acc"] = data.Batches(val_X, val_y, metrics.EVAL_BATCH_SIZE)
+        if test:
+            self.scored["test_acc"] = data.Batches(dataset.test_images, dataset.test_labels, metrics.EVAL_BATCH_SIZE)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.optimizer = make_optimizer(config, net.parameters())
+
+    def epoch(self, epoch: int, progress: bool | None = None) -> dict:
+        """Train epoch (1-based) and score it: its metrics row (epoch, train_loss, train_acc, then the scored
+        accuracies, seconds of wall time). TrainingError when the loss or the weights stop being finite."""
+        config, net = self.config, self.net
+        start = time.perf_counter()
+        lr = learning_rate(config, epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if config.impl == "scratch":
+            loss, accuracy = scratch.train_epoch(net, self.batches, lr, progress)
+        else:
+            loss, accuracy = train_epoch(net, self.batches, self.loss_fn, self.optimizer, progress)
+        if not (math.isfinite(loss) and all(p.isfinite().all() for p in net.parameters())):
+            raise TrainingError(divergence(config, loss, epoch))
+        row = {"epoch": epoch, "train_loss": loss, "train_acc": accuracy}
+        row.update({name: metrics.accuracy(metrics.evaluate(net, batches)) for name, batches in self.scored.items()})
+        row["seconds"] = round(time.perf_counter() - start, 4)
+        return row
+
+
+# ---------------------------------------------------------------- a run
 
 
 def train(
@@ -203,207 +203,101 @@ def train(
 ) -> dict:
     """Train config's model on Fashion-MNIST, writing the run directory out; returns the summary.
 
-    out must be new or empty (or hold only the settings of a run that never finished an
-    epoch), unless resume (continue out's run from its checkpoint, ending with the same
-    weights as an uninterrupted run) or force (replace fmnist's files in it). The folder is
-    locked for the whole call: a second command on it fails at once. After every epoch the
-    checkpoint, the weights and metrics.csv are rewritten atomically, so an interrupted run
-    keeps its last finished epoch.
+    out must be new or empty (or hold a run that never kept an epoch), unless resume (continue out's
+    run from its checkpoint, ending with the same weights as an uninterrupted run) or force (replace
+    fmnist's files in it once the new run's first epoch is written). The folder is locked for the whole
+    call: a second command on it fails at once. After every epoch the run's files are rewritten
+    atomically (rundir.RunDir.keep), so an interrupted run keeps its last finished epoch.
     """
-    check_impl(config)
-    try:
-        model.check_options(config.model, config.normalize, config.dropout)
-    except ValueError as e:
-        raise TrainingError(f"{e}; change --model, --normalize or --dropout.") from None
     device = resolve_device(config.device)
+    run = rundir.RunDir(out)
     if resume and not out.is_dir():
         raise TrainingError(f"{out} does not exist, so there is nothing to resume; train without --resume.")
     if not resume:
-        make_folder(out)
-    with fileio.exclusive(out):
-        for name in RUN_FILES:
-            fileio.check_output(out / name)  # a FIFO, device or link under a run file's name: refused before any work
+        run.create()
+    with run.locked():
+        run.check_outputs(rundir.RUN_FILES)  # a FIFO, device or link under a run file's name: refused before any work
         saved, replacing = None, False
         if resume:
-            own, _, saved = checkpoint.read_run(out, resuming=True)
-            check_resumable(config, own, device, out, saved, log)
+            own, _, saved = run.read(resuming=True)
+            check_resumable(config, own, device, run, saved, log)
         else:
-            replacing = claim(out, force)
+            replacing = run.claim(force)
         rows: list[dict] = [] if saved is None else saved.rows  # grows by one per finished epoch
         try:
             dataset = data.load(data_dir).to(device)
-            fileio.remove_leftovers(out, RUN_FILES)
-            # they import matplotlib while this process trains (and leave the folder's lock to it: fileio)
-            with Painters(dataset.test_images) as painters:
-                return _train(config, device, out, dataset, log, progress, saved, rows, painters)
+            run.remove_leftovers()
+            return _train(config, device, run, dataset, log, progress, saved, rows)
         except KeyboardInterrupt as stop:
             all_done = len(rows) >= config.epochs
             raise Interrupted(out, len(rows), all_done, replacing and not rows, getattr(stop, "signum", signal.SIGINT),
-                              how_to_continue(out, data_dir, all_done)) from None  # fmt: skip
+                              run.how_to_continue(data_dir, all_done)) from None  # fmt: skip
         except OSError as e:  # a full disk, a folder made read-only: what is kept, and how to go on
             if not rows:
                 raise
             where = f"{e.filename}: " if e.filename else ""
             raise TrainingError(f"{where}{e.strerror or e}; {out} keeps its {len(rows)} finished epoch(s), so free "
                                 f"some space or fix the folder, then go on with: "
-                                f"{how_to_continue(out, data_dir, len(rows) >= config.epochs)}") from None  # fmt: skip
-
-
-def how_to_continue(out: Path, data_dir: str | Path | None, all_done: bool) -> str:
-    """The command that goes on with the stopped run in out: eval to draw its results when all_done,
-    else train --resume; pasteable whatever the paths hold."""
-    data_option = () if data_dir is None else (f"--data-dir={data_dir}",)
-    if all_done:
-        return command("fmnist", "eval", Path(out), *data_option)
-    return command("fmnist", "train", f"--out={out}", "--resume", *data_option)
+                                f"{run.how_to_continue(data_dir, len(rows) >= config.epochs)}") from None  # fmt: skip
 
 
 def _train(
     config: Config,
     device: torch.device,
-    out: Path,
+    run: rundir.RunDir,
     dataset: data.FashionMNIST,
     log: Callable[[str], None],
     progress: bool | None,
-    saved: checkpoint.Checkpoint | None,
+    saved: rundir.Checkpoint | None,
     rows: list[dict],
-    painters: Painters,
 ) -> dict:
-    """train()'s work inside the locked, claimed folder, with the dataset on device; appends each
-    finished epoch's metrics to rows; painters draw the pictures at the end."""
+    """train()'s work inside the locked, claimed run directory, with the dataset on device; appends each
+    finished epoch's metrics to rows, then writes the run's results."""
     if device.type == "cpu":
         torch.set_num_threads(threads_for(config))
-    torch.manual_seed(config.seed)
-    net = scratch.SoftmaxRegression() if config.impl == "scratch" else model.build(config.model, config.normalize,
-                                                                                  config.dropout)  # fmt: skip
-    net.to(device)
-    train_X, train_y, val_X, val_y = split(dataset, config.val_size, config.seed)
-    if config.normalize == "pixel" and len(train_y) < 2:  # the spread of one image is not defined
-        raise TrainingError(f"--normalize pixel takes each pixel's spread over the training images, and --val-size "
-                            f"{config.val_size} leaves {len(train_y)}; hold out fewer images, or use --normalize "
-                            "global.")  # fmt: skip
-    if config.normalize == "pixel":
-        model.set_normalization(net, train_X.mean(dim=0), train_X.std(dim=0).clamp_min(NORMALIZE_MIN_STD))
-    elif config.normalize == "global":
-        model.set_normalization(net, train_X.mean(), train_X.std())
-    shuffle = torch.Generator().manual_seed(config.seed)
-    shift = 2 if config.augment == "shift" else 0
-    train_batches = data.Batches(train_X, train_y, config.batch_size, True, shuffle, shift=shift)
-    scored = {"test_acc": data.Batches(dataset.test_images, dataset.test_labels, metrics.EVAL_BATCH_SIZE)}
-    if config.val_size:
-        scored = {"val_acc": data.Batches(val_X, val_y, metrics.EVAL_BATCH_SIZE), **scored}
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    optimizer = make_optimizer(config, net.parameters())
-
+    session = Session(config, dataset, device)
+    net, optimizer, shuffle = session.net, session.optimizer, session.shuffle
     if saved is not None:
-        checkpoint.restore_checkpoint(saved, net, optimizer, shuffle, len(rows) * len(train_batches),
-                                      OPTIMIZER_STATE[config.optimizer])
-        log(f"resuming {out} after epoch {len(rows)}")
-    description = describe(config, device, dataset)
+        rundir.restore_checkpoint(saved, net, optimizer, shuffle, len(rows) * len(session.batches),
+                                  OPTIMIZER_STATE[config.optimizer])  # fmt: skip
+        log(f"resuming {run} after epoch {len(rows)}")
+    description = rundir.describe(config, device, threads_for(config), dataset)
     first = len(rows) + 1
     for epoch in range(first, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, epoch)
-        if config.impl == "scratch":
-            train_loss, train_acc = scratch.train_epoch(net, train_batches, learning_rate(config, epoch), progress)
-        else:
-            train_loss, train_acc = train_epoch(net, train_batches, loss_fn, optimizer, progress)
-        if not (math.isfinite(train_loss) and all(p.isfinite().all() for p in net.parameters())):
-            raise TrainingError(
-                f"the training loss became {train_loss} in epoch {epoch}; try a smaller learning rate "
-                f"than --lr {config.lr}."
-            )
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
-        row.update({name: metrics.accuracy(metrics.evaluate(net, batches)) for name, batches in scored.items()})
-        seconds = time.perf_counter() - epoch_start
-        row["seconds"] = round(seconds, 4)
-        keep(out, net, config.model, optimizer, shuffle, [*rows, row], description if epoch == first else None)
+        row = session.epoch(epoch, progress)
+        run.keep(net, config.model, optimizer, shuffle, [*rows, row], description if epoch == first else None)
         rows.append(row)
-        scores = "  ".join(f"{name.replace('_acc', '')} acc {row[name]:.4f}" for name in scored)
+        scores = "  ".join(f"{name.replace('_acc', '')} acc {row[name]:.4f}" for name in session.scored)
         log(
-            f"epoch {epoch:3d}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
-            f"{scores}  {seconds:6.2f} s  {len(train_batches.labels) / seconds:9,.0f} img/s"
+            f"epoch {epoch:3d}/{config.epochs}  train loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}"
+            f"  {scores}  {row['seconds']:6.2f} s  {len(session.batches.labels) / row['seconds']:9,.0f} img/s"
         )
     if first > config.epochs:  # a finished run, some of whose files are missing: written again from its checkpoint
-        keep(out, net, config.model, optimizer, shuffle, rows, description)
-    evaluate.evaluate_run(out, net, description, dataset, rows, painters=painters)
-    return checkpoint.summarize(rows)
+        run.keep(net, config.model, optimizer, shuffle, rows, description)
+    results.write_results(run, net, config.model, description, dataset, evaluate.evaluate(net, dataset), rows)
+    return rundir.summarize(rows)
 
 
-def keep(out: Path, net: nn.Module, model_name: str, optimizer: SGD | torch.optim.Optimizer, shuffle: torch.Generator,
-         rows: list[dict], description: dict | None) -> None:  # fmt: skip
-    """Write the run's state after its last finished epoch (rows: the metrics of every epoch so far) into out:
-    config.json (description, when given), metrics.csv, model.safetensors, then the checkpoint, which commits
-    the epoch. Signals wait until all are written. A new run's first epoch first removes the checkpoint and
-    results of the run it replaces (--force), so that run stays whole until the new one has an epoch to put in
-    its place. A kill between the writes leaves metrics.csv at most one epoch ahead of the checkpoint (--resume
-    redoes that epoch), or, in the first epoch, fmnist's config.json and no checkpoint: a run that never kept an
-    epoch, which the same command takes again."""
-    with fileio.uninterrupted():
-        if len(rows) == 1:
-            for name in (CHECKPOINT, *evaluate.OUTPUTS):
-                (out / name).unlink(missing_ok=True)
-        if description is not None:
-            checkpoint.write_json(out / "config.json", description)
-        checkpoint.write_metrics(out / "metrics.csv", rows)
-        checkpoint.save_model(out / "model.safetensors", net, model_name)
-        checkpoint.save_checkpoint(out / CHECKPOINT, net, optimizer, shuffle, rows)
-
-
-def make_folder(out: Path) -> None:
-    """Create the run directory out (and its parents); PathError when out exists and is not a folder."""
-    if out.exists() and not out.is_dir():
-        raise fileio.PathError(f"{out} exists and is not a folder; choose a folder for --out.")
-    out.mkdir(parents=True, exist_ok=True)
-
-
-def claim(out: Path, force: bool) -> bool:
-    """Refuse the locked folder out for a new run unless it is empty, holds a run that never kept an epoch
-    (fmnist's config.json, no checkpoint, nothing but run files: what a stop during the first epoch's writes
-    leaves), or force is given; returns True when it holds files the new run will replace (fmnist's run files,
-    and only those, once its first epoch has finished)."""
-    held = sorted(p.name for p in out.iterdir())
-    unfinished = ("config.json" in held and CHECKPOINT not in held and set(held) <= set(RUN_FILES)
-                  and _is_run_config(out / "config.json"))  # fmt: skip
-    if held and not unfinished and not force:
-        if (out / CHECKPOINT).exists():
-            raise TrainingError(f"{out} already holds a run; pass --resume to continue it, --force to start over, "
-                                "or choose another --out.")  # fmt: skip
-        shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
-        raise TrainingError(f"{out} is not empty (it holds {shown}); choose a new or empty folder for --out, "
-                            "or pass --force to replace fmnist's run files in it.")  # fmt: skip
-    return any(name in RUN_FILES for name in held)
-
-
-def _is_run_config(path: Path) -> bool:
-    """True when path is a config.json written by fmnist train."""
-    try:
-        return "fmnist" in checkpoint.read_json(path).get("versions", {})
-    except (checkpoint.CheckpointError, TypeError):
-        return False
-
-
-def check_resumable(config: Config, own: Config, device: torch.device, out: Path, saved: checkpoint.Checkpoint,
-                    log: Callable[[str], None]) -> None:  # fmt: skip
-    """Refuse to resume out (own: its settings) from its checkpoint saved unless config differs from own in
+def check_resumable(config: Config, own: Config, device: torch.device, run: rundir.RunDir,
+                    saved: rundir.Checkpoint, log: Callable[[str], None]) -> None:  # fmt: skip
+    """Refuse to resume run (own: its settings) from its checkpoint saved unless config differs from own in
     RESUMABLE settings only and something is left to do: epochs to train, or files of the finished run to
     write again. Note a number of threads above this machine's cores."""
     saved_settings = asdict(own)
     wanted = {**asdict(config), "device": str(device), "threads": threads_for(config)}
-    ignored = {*RESUMABLE, *(() if device.type == "cpu" else ("threads",))}  # threads only matter on the CPU
+    ignored = {*rundir.RESUMABLE, *(() if device.type == "cpu" else ("threads",))}  # threads only matter on the CPU
     changed = [f"--{k.replace('_', '-')} {saved_settings[k]} -> {v}" for k, v in wanted.items()
                if k not in ignored and saved_settings[k] != v]  # fmt: skip
     if changed:
-        raise TrainingError(f"cannot resume {out} with other settings ({', '.join(changed)}); use the run's own.")
+        raise TrainingError(f"cannot resume {run} with other settings ({', '.join(changed)}); use the run's own.")
     if config.schedule != "constant" and config.epochs != own.epochs:
-        raise TrainingError(f"the {config.schedule} learning-rate schedule of {out} is laid out over its "
+        raise TrainingError(f"the {config.schedule} learning-rate schedule of {run} is laid out over its "
                             f"{own.epochs} epochs; resume without --epochs, or start over with --force.")
     done = len(saved.rows)
-    if done >= config.epochs and all((out / name).is_file() for name in RUN_FILES):
-        raise TrainingError(f"{out} has already trained {done} epochs; pass --epochs with more than {done}.")
+    if done >= config.epochs and all(run.file(name).is_file() for name in rundir.RUN_FILES):
+        raise TrainingError(f"{run} has already trained {done} epochs; pass --epochs with more than {done}.")
     threads, cores = threads_for(config), available_cores()
     if device.type == "cpu" and threads > cores:
-        log(f"note: {out} was trained with {threads} CPU threads and this process may use {cores} cores; "
+        log(f"note: {run} was trained with {threads} CPU threads and this process may use {cores} cores; "
             "its epochs run slower with more threads than cores, and are kept so that the results stay bit for "
             "bit those of an uninterrupted run.")  # fmt: skip

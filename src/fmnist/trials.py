@@ -7,7 +7,7 @@ weights, so a TrialGroup trains K of them as one parameter tensor P [10, K, ROW]
 trial k's nn.Linear weight [10, 784], then its bias, then zeros to the end of the row. Per batch,
 one gather of the images for all trials, one matmul for every trial's logits (the inputs
 [B, ROW], pixels then 1 then zeros, by P as a matrix [10*K, ROW]), one for every trial's
-gradient, and each trial's own optimizer (make_optimizer's three: train.SGD, torch.optim.SGD
+gradient, and each trial's own optimizer (make_optimizer's three: optim.SGD, torch.optim.SGD
 with weight decay and/or Nesterov momentum, AdamW), learning rate, schedule, weight decay and
 label smoothing applied to its slice P[:, k] by arithmetic vectorised over K (a per-trial value
 is a vector of K that broadcasts). Trials may differ in epochs: a trial leaves the group after
@@ -41,11 +41,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from . import data, metrics, model, scratch, train
+from . import data, metrics, model, train
 from .settings import Config, threads_for
 
 SHARED = ("batch_size", "seed", "normalize", "val_size", "augment", "device", "threads")
-KINDS = ("plain", "sgd", "adamw")  # make_optimizer's optimizers: train.SGD, torch.optim.SGD, torch.optim.AdamW
+KINDS = ("plain", "sgd", "adamw")  # make_optimizer's optimizers: optim.SGD, torch.optim.SGD, torch.optim.AdamW
 MOMENTUM = 0.9  # make_optimizer's Nesterov momentum
 BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which make_optimizer keeps
 PIXELS, CLASSES = 784, metrics.NUM_CLASSES
@@ -60,8 +60,6 @@ def unsupported(config: Config) -> str | None:
         return f"model {config.model} is not softmax regression"
     if config.impl != "concise":
         return f"--impl {config.impl} trains its own way"
-    if config.dropout:
-        return "softmax regression has no dropout"
     return None
 
 
@@ -99,11 +97,6 @@ class Outcome:
     error: str = ""
 
 
-def divergence(config: Config, loss: float, epoch: int) -> str:
-    """The sentence fmnist train stops with when the loss of epoch became loss."""
-    return f"the training loss became {loss} in epoch {epoch}; try a smaller learning rate than --lr {config.lr}."
-
-
 @contextmanager
 def torch_threads(device: torch.device, threads: int) -> Iterator[None]:
     """PyTorch's intra-op threads set to threads inside the block (on the CPU), restored after."""
@@ -116,20 +109,9 @@ def torch_threads(device: torch.device, threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def normalization(config: Config, train_X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(mean, std) as fmnist train fills the model's Normalize layer from the training split
-    train_X [N, 1, 28, 28], shapes (784,) or (1,); None without normalisation."""
-    if config.normalize == "pixel":
-        std = train_X.std(dim=0).clamp_min(train.NORMALIZE_MIN_STD)
-        return train_X.mean(dim=0).reshape(PIXELS), std.reshape(PIXELS)
-    if config.normalize == "global":
-        return train_X.mean().reshape(1), train_X.std().reshape(1)
-    return None
-
-
 class SingleTrial:
-    """One trial of any model trained alone, as fmnist train trains it (the same calls in the same
-    order, so the same bits) but without a run folder; TrialGroup's interface with one index, 0.
+    """One trial of any model trained alone, as fmnist train trains it (train.Session: the same calls in the
+    same order, so the same bits) but without a run folder; TrialGroup's interface with one index, 0.
 
     For a config that group() leaves alone, and the reference TrialGroup is checked against.
     Its first epoch seeds PyTorch's global generator as fmnist train does (dropout draws from it),
@@ -137,15 +119,10 @@ class SingleTrial:
     """
 
     def __init__(self, config: Config, dataset: data.FashionMNIST, test: bool = False) -> None:
-        train.check_impl(config)
-        try:
-            model.check_options(config.model, config.normalize, config.dropout)
-        except ValueError as e:
-            raise train.TrainingError(f"{e}; change --model, --normalize or --dropout.") from None
         self.outcomes = [Outcome(config)]
         self.device = train.resolve_device(config.device)
         self.dataset, self.test = dataset.to(self.device), test
-        self.net: nn.Module | None = None
+        self.session: train.Session | None = None
 
     def stop(self, index: int) -> None:
         """Stop the trial (pruned): no epoch after the one just yielded."""
@@ -153,72 +130,29 @@ class SingleTrial:
 
     def model(self, index: int) -> nn.Module:
         """The trial's model after its last trained epoch (ValueError before the first)."""
-        if index != 0 or self.net is None:
+        if index != 0 or self.session is None:
             raise ValueError(f"no trained trial {index}")
-        return self.net
+        return self.session.net
 
     def epochs(self) -> Iterator[tuple[int, dict[int, dict]]]:
         """Train epoch by epoch; after each, yields (epoch, {0: row}), or (epoch, {}) when the loss
         stopped being finite (outcomes[0] then says so). Ends when the trial is done or stopped."""
         config, outcome = self.outcomes[0].config, self.outcomes[0]
-        with torch_threads(self.device, threads_for(config)):
-            if self.net is None:
-                self._start()
         while outcome.status == "running":
             epoch = len(outcome.rows) + 1
             with torch_threads(self.device, threads_for(config)):
-                row = self._epoch(epoch)
-            if row is None:
-                yield epoch, {}
-                return
+                if self.session is None:
+                    self.session = train.Session(config, self.dataset, self.device, self.test)
+                try:
+                    row = self.session.epoch(epoch, progress=False)
+                except train.TrainingError as e:
+                    outcome.status, outcome.error = "failed", str(e)
+                    yield epoch, {}
+                    return
             outcome.rows.append(row)
             if epoch == config.epochs:
                 outcome.status = "done"
             yield epoch, {0: row}
-
-    def _start(self) -> None:
-        """The model, data, loss and optimizer as fmnist train makes them before its first epoch."""
-        config = self.outcomes[0].config
-        torch.manual_seed(config.seed)
-        if config.impl == "scratch":
-            net = scratch.SoftmaxRegression()
-        else:
-            net = model.build(config.model, config.normalize, config.dropout)
-        self.net = net.to(self.device)
-        train_X, train_y, val_X, val_y = train.split(self.dataset, config.val_size, config.seed)
-        if (stats := normalization(config, train_X)) is not None:
-            model.set_normalization(net, *stats)
-        shuffle = torch.Generator().manual_seed(config.seed)
-        shift = 2 if config.augment == "shift" else 0
-        self.batches = data.Batches(train_X, train_y, config.batch_size, True, shuffle, shift=shift)
-        self.scored = {}
-        if config.val_size:
-            self.scored["val_acc"] = data.Batches(val_X, val_y, metrics.EVAL_BATCH_SIZE)
-        if self.test:
-            test_images, test_labels = self.dataset.test_images, self.dataset.test_labels
-            self.scored["test_acc"] = data.Batches(test_images, test_labels, metrics.EVAL_BATCH_SIZE)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        self.optimizer = train.make_optimizer(config, net.parameters())
-
-    def _epoch(self, epoch: int) -> dict | None:
-        """Train and score epoch as fmnist train does: its metrics row, or None (and the outcome
-        failed) when the loss or the weights stopped being finite."""
-        config, outcome, net = self.outcomes[0].config, self.outcomes[0], self.net
-        start = time.perf_counter()
-        lr = train.learning_rate(config, epoch)
-        for param_group in self.optimizer.param_groups:
-            param_group["lr"] = lr
-        if config.impl == "scratch":
-            loss, acc = scratch.train_epoch(net, self.batches, lr, progress=False)
-        else:
-            loss, acc = train.train_epoch(net, self.batches, self.loss_fn, self.optimizer, progress=False)
-        if not (math.isfinite(loss) and all(p.isfinite().all() for p in net.parameters())):
-            outcome.status, outcome.error = "failed", divergence(config, loss, epoch)
-            return None
-        row = {"epoch": epoch, "train_loss": loss, "train_acc": acc}
-        row.update({name: metrics.accuracy(metrics.evaluate(net, b)) for name, b in self.scored.items()})
-        row["seconds"] = round(time.perf_counter() - start, 4)
-        return row
 
 
 def _stop(outcomes: list[Outcome], index: int) -> None:
@@ -252,7 +186,7 @@ class TrialGroup:
         self.threads = threads_for(first)
         dataset = dataset.to(self.device)
         train_X, train_y, val_X, val_y = train.split(dataset, first.val_size, first.seed)
-        self.stats = normalization(first, train_X)
+        self.stats = train.normalization(first, train_X)
         shift = 2 if first.augment == "shift" else 0
         shuffle = torch.Generator().manual_seed(first.seed)
         self.batches = data.Batches(train_X, train_y, first.batch_size, True, shuffle, shift=shift)
@@ -327,7 +261,7 @@ class TrialGroup:
                 for i, loss, ok in zip(trained, losses, finite, strict=True):
                     if not (ok and math.isfinite(loss)):
                         outcome = self.outcomes[i]
-                        outcome.status, outcome.error = "failed", divergence(outcome.config, loss, self.epoch)
+                        outcome.status, outcome.error = "failed", train.divergence(outcome.config, loss, self.epoch)
                 self._leave()  # the failed ones are not scored
                 scores = {name: self._accuracy(images, y) for name, (images, y) in self.scored.items()}
             seconds = round(time.perf_counter() - start, 4)
@@ -426,7 +360,7 @@ class TrialGroup:
 
     def _plain_step(self, columns: slice, configs: list[Config], rates: list[float], grad: torch.Tensor,
                     spare: torch.Tensor) -> Callable[[], None]:  # fmt: skip
-        """train.SGD's step, p <- p - lr grad, for columns."""
+        """optim.SGD's step, p <- p - lr grad, for columns."""
         P, minus_lr = self.P[:, columns], self._vector([-lr for lr in rates]).view(-1, 1)
         return lambda: P.addcmul_(grad, minus_lr)  # p.add_(grad, alpha=-lr), bit for bit
 
