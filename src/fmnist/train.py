@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from . import __version__, checkpoint, data, evaluate, fileio, metrics, model, scratch
 from .errors import UserError
+from .optim import SGD
 from .painters import Painters
 from .settings import Config, threads_for
 
@@ -46,40 +47,6 @@ class Interrupted(Exception):
 
 
 RESUMABLE = ("epochs",)  # the only setting --resume may change
-
-
-class SGD:
-    """Plain mini-batch SGD, w <- w - lr * grad, with torch.optim's step()/zero_grad() interface.
-
-    The arithmetic is torch.optim.SGD's without momentum (the tests check bit equality);
-    it exists because torch.optim imports torch._dynamo on first use, which costs about
-    2 s of start-up, longer than a whole training epoch of this model.
-    """
-
-    def __init__(self, params: Iterable[torch.Tensor], lr: float) -> None:
-        self.param_groups = [{"params": list(params), "lr": lr}]
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """Move every parameter against its gradient."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.add_(p.grad, alpha=-group["lr"])
-
-    def zero_grad(self) -> None:
-        """Drop the gradients, as torch.optim's zero_grad(set_to_none=True)."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.grad = None
-
-    def state_dict(self) -> dict:
-        """torch.optim's format; plain SGD keeps no state between steps."""
-        return {"state": {}, "param_groups": [{"lr": g["lr"]} for g in self.param_groups]}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Accept a state_dict() of the same kind (there is nothing to restore)."""
-        if state["state"]:
-            raise ValueError("plain SGD keeps no state, but the checkpoint has optimizer state")
 
 
 def make_optimizer(config: Config, params: Iterable[torch.Tensor]) -> SGD | torch.optim.Optimizer:
