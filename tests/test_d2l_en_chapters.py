@@ -287,4 +287,6 @@ def test_syne_tune_chapters(number, real_dir, tmp_path, monkeypatch, capsys):
     nb = Notebook(number).run(overrides={"max_wallclock_time": 40})
     results = nb.namespace["results"]
     assert results["trial_id"].nunique() >= 2 and results["validation_error"].between(0, 1).all()
-    assert results["epoch"].max() == 10
+    assert results["epoch"].between(1, 10).all()
+    if number == "19.3":  # random search trains every trial its 10 epochs (ASHA stops some early)
+        assert results["epoch"].max() == 10
