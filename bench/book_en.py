@@ -1,6 +1,6 @@
 """The English edition's chapters (d2l.ai, d2l 1.x) with fmnist and with d2l 1.0.3 itself, side by side.
 
-    .venv/bin/python bench/book_en.py [--trials 3] [--threads 1] [--venv /work/venv-d2l] [--workdir DIR]
+    .venv/bin/python bench/book_en.py [--chapters 4.5 7.6 19.2] [--trials 3] [--threads 1] [--venv DIR] [--workdir DIR]
 
 Each chapter runs as a script of its PyTorch cells (the copies in tests/data/d2l-en, in order), once
 with ``from d2l import torch as d2l`` in the d2l venv and once with ``from fmnist.d2l import en as d2l``
@@ -104,6 +104,7 @@ def run(python: Path, text: str, workdir: Path, threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chapters", nargs="+", default=["4.5", "7.6", "19.2"], choices=["4.5", "7.6", "19.2"])
     parser.add_argument("--trials", type=int, default=3, help="trials of 19.2's random search (the book: 5)")
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads per main process (0: default)")
     parser.add_argument("--venv", type=Path, default=Path("/work/venv-d2l"), help="the d2l 1.0.3 venv")
@@ -122,6 +123,8 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f} before, threads {args.threads or 'default'}", flush=True)
     print("| chapter | measured | d2l 1.0.3 | fmnist | ratio |\n|---|---|---|---|---|", flush=True)
     for title, (number, cell) in chapters.items():
+        if number not in args.chapters:
+            continue
         results = {name: run(python, script(number, name == "fmnist", args.trials), args.workdir, args.threads)
                    for name, python in pythons.items()}  # fmt: skip
         d2l, ours = results["d2l 1.0.3"], results["fmnist"]
