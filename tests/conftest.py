@@ -17,7 +17,8 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from fmnist import bookplots, data
+from fmnist import data
+from fmnist.d2l import figures as bookplots
 
 REAL_DIR = data.SYSTEM_DIR
 

@@ -14,7 +14,8 @@ from torch import nn
 
 import fmnist
 import fmnist as d2l
-from fmnist import bookplots, data, model, optim, plots, train
+from fmnist import data, model, optim, plots, train
+from fmnist.d2l import figures as bookplots
 
 pytestmark = pytest.mark.usefixtures("headless")
 

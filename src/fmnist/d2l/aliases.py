@@ -1,12 +1,8 @@
-"""The d2l.ai book's library for its Fashion-MNIST chapters: ``from fmnist import d2l``.
+"""The d2l book's framework-neutral tensor aliases (its config.ini), for both editions.
 
-This is the one line to change in the book's PyTorch code (d2l-zh 2.0, whose library is
-d2l 0.17's ``torch`` module): ``from d2l import torch as d2l`` becomes
-``from fmnist import d2l``. It holds the names those chapters use: the book's framework-neutral
-tensor aliases (``d2l.tensor``, ``d2l.reduce_sum``, ``d2l.float32``...), its data, training
-and device helpers (fmnist.book) and its pictures (fmnist.bookplots); ``d2l.plt`` is
-matplotlib.pyplot. They live in this module, not in ``fmnist`` itself, so that fmnist's own
-namespace stays its own (``import fmnist as d2l`` still gives the chapter-3 names).
+``d2l.tensor``, ``d2l.reduce_sum``, ``d2l.float32``... are PyTorch's functions under the
+book's names. d2l 1.x added a few (``nn_Module``, ``int64``, ``expand_dims``...); the
+d2l 0.17 namespace (fmnist.d2l) exports the older list, the 1.x one (fmnist.d2l.en) all.
 """
 
 from __future__ import annotations
@@ -15,62 +11,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from .book import (
-    Accumulator,
-    Residual,
-    Timer,
-    accuracy,
-    evaluate_accuracy,
-    evaluate_accuracy_gpu,
-    evaluate_loss,
-    get_fashion_mnist_labels,
-    linreg,
-    load_array,
-    load_data_fashion_mnist,
-    predict_ch3,
-    sgd,
-    squared_loss,
-    synthetic_data,
-    train_ch3,
-    train_ch6,
-    train_epoch_ch3,
-    try_all_gpus,
-    try_gpu,
-)
-from .bookplots import Animator, plot, set_axes, set_figsize, show_images, use_svg_display
-
-__all__ = [
-    # tensor aliases
+ZH = (
     "ones", "zeros", "tensor", "arange", "meshgrid", "sin", "sinh", "cos", "cosh", "tanh", "linspace",
     "exp", "log", "normal", "rand", "randn", "matmul", "int32", "float32", "concat", "stack", "abs", "eye",
     "numpy", "size", "reshape", "to", "reduce_sum", "reduce_mean", "argmax", "astype", "transpose",
-    # pictures
-    "use_svg_display", "set_figsize", "set_axes", "plot", "show_images", "Animator",
-    # data, training, devices
-    "Timer", "Accumulator", "synthetic_data", "linreg", "squared_loss", "sgd", "load_array",
-    "get_fashion_mnist_labels", "load_data_fashion_mnist", "accuracy", "evaluate_accuracy",
-    "evaluate_loss", "train_epoch_ch3", "train_ch3", "predict_ch3", "try_gpu", "try_all_gpus",
-    "evaluate_accuracy_gpu", "train_ch6", "Residual",
-]  # fmt: skip
+)  # fmt: skip
+EN = (*ZH, "nn_Module", "ones_like", "zeros_like", "int64", "sigmoid", "batch_matmul", "expand_dims",
+      "swapaxes", "repeat")  # fmt: skip
+__all__ = [*EN]
 
-
-def __getattr__(name: str) -> object:
-    if name == "plt":  # matplotlib.pyplot, imported on first use
-        from matplotlib import pyplot
-
-        return pyplot
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), "plt"])
-
-
-# ---------------------------------------------------------------- tensor aliases (the book's config.ini)
-
+nn_Module = nn.Module
 ones = torch.ones
+ones_like = torch.ones_like
 zeros = torch.zeros
+zeros_like = torch.zeros_like
 tensor = torch.tensor
 arange = torch.arange
 meshgrid = torch.meshgrid
@@ -87,11 +43,14 @@ rand = torch.rand
 randn = torch.randn
 matmul = torch.matmul
 int32 = torch.int32
+int64 = torch.int64
 float32 = torch.float32
 concat = torch.cat
 stack = torch.stack
 abs = torch.abs
 eye = torch.eye
+sigmoid = torch.sigmoid
+batch_matmul = torch.bmm
 
 
 def numpy(x: torch.Tensor, *args: Any, **kwargs: Any) -> np.ndarray:
@@ -137,3 +96,18 @@ def astype(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
 def transpose(x: torch.Tensor) -> torch.Tensor:
     """The transpose of a matrix (x.t())."""
     return x.t()
+
+
+def expand_dims(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """x with a new axis of length 1 at dim (x.unsqueeze(dim))."""
+    return x.unsqueeze(*args, **kwargs)
+
+
+def swapaxes(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """x with two axes exchanged (x.swapaxes(axis0, axis1))."""
+    return x.swapaxes(*args, **kwargs)
+
+
+def repeat(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """x tiled along each axis (x.repeat(*sizes))."""
+    return x.repeat(*args, **kwargs)

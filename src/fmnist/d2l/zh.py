@@ -1,14 +1,14 @@
-"""The d2l.ai book's data and training names (d2l 0.17, `torch` module), as thin wrappers over fmnist's pieces.
+"""The d2l.ai book's data and training names of d2l-zh 2.0 (d2l 0.17, `torch` module), thin wrappers over fmnist.
 
 Use them through ``from fmnist import d2l`` (fmnist.d2l), which adds the book's tensor
-aliases and its pictures (fmnist.bookplots). Data come from fmnist.data (the whole dataset
-in memory, batches sliced from it), scores from fmnist.metrics, the plain SGD step from
-fmnist.train.
+aliases and its pictures (fmnist.d2l.figures); the English edition (fmnist.d2l.en) shares
+the ones d2l 1.x kept. Data come from fmnist.data (the whole dataset in memory, batches
+sliced from it), scores from fmnist.metrics, the plain SGD step from fmnist.optim.
 
 Differences from the book, none of which changes what its chapters compute:
 - train_ch3 and train_ch6 return nothing and never assert the book's accuracy thresholds
   (a short run is not an error). Outside Jupyter they print one line per epoch and save
-  their curves as a PNG (see fmnist.bookplots); train_ch6 plots one point per epoch, not five.
+  their curves as a PNG (see fmnist.d2l.figures); train_ch6 plots one point per epoch, not five.
 - train_epoch_ch3, train_ch6 and evaluate_loss weigh a mean (scalar) loss by the number of
   values it averages (the examples of its batch), so the losses they report are means per
   example (per value) whatever the loss's reduction, also when the last batch is smaller.
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import data, metrics
-from .bookplots import Animator, image_figure, in_notebook, publish
-from .optim import SGD
+from .. import data, metrics
+from ..optim import SGD
+from .figures import Animator, image_figure, in_notebook, publish
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Net = Callable[[torch.Tensor], torch.Tensor]
@@ -363,8 +363,11 @@ def evaluate_accuracy_gpu(net: Net, data_iter: Iterable[Batch], device: Device |
     return evaluate_accuracy(net, _on_device(data_iter, device))
 
 
-def _xavier_uniform(module: nn.Module) -> None:
-    if type(module) in (nn.Linear, nn.Conv2d):  # exactly these types, as the book's init_weights
+def init_cnn(module: nn.Module) -> None:
+    """Xavier-uniform weights for a module that is exactly an nn.Linear or nn.Conv2d (not a subclass,
+    nor a lazy layer before its first call), as train_ch6's init_weights and d2l 1.x's init_cnn; use
+    it as net.apply(init_cnn)."""
+    if type(module) in (nn.Linear, nn.Conv2d):
         nn.init.xavier_uniform_(module.weight)
 
 
@@ -386,7 +389,7 @@ def train_ch6(
     is printed and they are saved as fmnist-train_ch6.png (path printed). fmnist's batches are
     copied to device once and made there, resizing included.
     """
-    net.apply(_xavier_uniform)
+    net.apply(init_cnn)
     print("training on", device)
     net.to(device)
     train_batches, test_batches = _on_device(train_iter, device), _on_device(test_iter, device)

@@ -1,9 +1,10 @@
-"""The d2l.ai book's pictures (d2l 0.17, `torch` module): set_figsize, set_axes, plot, show_images, Animator.
+"""The d2l.ai book's pictures, both editions: set_figsize, set_axes, plot, show_images, Animator.
 
 Pictures are pyplot figures, as in the book. Inside Jupyter (an IPython kernel) they show
-inline and an Animator is redrawn after every add(). Anywhere else (a script, an IDE, a
-headless machine) nothing waits for a window: the functions that finish a picture (plot,
-show_images, and fmnist.book's train_ch3, train_ch6 and predict_ch3) also save it as
+inline and an Animator (d2l 1.x: a ProgressBoard, fmnist.d2l.en) is redrawn after every
+point. Anywhere else (a script, an IDE, a headless machine) nothing waits for a window: the
+functions that finish a picture (plot, show_images, fmnist.d2l.zh's train_ch3, train_ch6 and
+predict_ch3, fmnist.d2l.en's Trainer.fit) also save it as
 ``fmnist-<function>.png`` in the current directory (the temporary directory when that is
 not writable; ``-2``, ``-3``... for later figures of the same function in one process) and
 print the path. Figures the caller may still draw on (show_images' axes, an Animator) stay
@@ -25,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from . import plots
-from .fileio import PathError
+from .. import plots
+from ..fileio import PathError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
