@@ -12,12 +12,10 @@ import hashlib
 import html
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from fmnist import data
 
@@ -25,12 +23,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
-def run_probe(page: str, probe: str, tmp_path: Path) -> object:
-    """Load page in headless Chromium with probe added; probe must set document.title to JSON once
-    done (it may wait for the load event). Returns that JSON, parsed."""
-    browser = shutil.which("chromium")
-    if browser is None:
-        pytest.fail("headless Chromium is needed to check the report: apt-get install chromium (make test does)")
+def run_probe(chromium: str, page: str, probe: str, tmp_path: Path) -> object:
+    """Load page in headless Chromium (the executable chromium, the conftest fixture of that name) with probe
+    added; probe must set document.title to JSON once done (it may wait for the load event). Returns that
+    JSON, parsed."""
     digest = base64.b64encode(hashlib.sha256(probe.encode()).digest()).decode()
     policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page).group(1)
     allowed = re.sub(r"script-src ", f"script-src 'sha256-{digest}' ", policy) if "script-src" in policy else (
@@ -39,7 +35,7 @@ def run_probe(page: str, probe: str, tmp_path: Path) -> object:
     path = tmp_path / "probed.html"
     path.write_text(probed)
     done = subprocess.run(
-        [browser, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+        [chromium, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
          path.as_uri()],
         capture_output=True, text=True, timeout=120, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from fmnist import data
 from fmnist.d2l import figures as bookplots
 
 REAL_DIR = data.SYSTEM_DIR
+pytest_plugins = ["runfolders"]  # its fixtures (trained runs, run_dir) for every test module
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -119,12 +121,46 @@ def drawn(monkeypatch) -> list[Figure]:
     return figures
 
 
+# Tests marked with these are left out of a plain `pytest` (a few minutes on 2 cores); `pytest --all` (what
+# `make test` and CI run) runs them too. A test is marked by what it uses: the fixtures below mark theirs.
+OPTIONAL = ("slow", "realdata", "browser", "postgres")
+MARKED_BY_FIXTURE = {"real_dir": "realdata", "chromium": "browser", "postgres_url": "postgres"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--all", action="store_true",
+                     help=f"also run the tests marked {', '.join(OPTIONAL)} (make test and CI do)")  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in MARKED_BY_FIXTURE.items():
+            if fixture in item.fixturenames:
+                item.add_marker(marker)
+    if config.getoption("--all") or config.getoption("-m"):  # a -m expression chooses for itself
+        return
+    left_out = [item for item in items if any(item.get_closest_marker(marker) for marker in OPTIONAL)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in set(left_out)]
+
+
 @pytest.fixture(scope="session")
 def real_dir() -> Path:
     """The real dataset from the Debian package dataset-fashion-mnist (`make test` installs it)."""
     if not data.has_all_files(REAL_DIR):
-        pytest.fail(f"the real dataset is not in {REAL_DIR}: apt-get install dataset-fashion-mnist")
+        pytest.fail(f"the real dataset is not in {REAL_DIR}: apt-get install dataset-fashion-mnist (make test does)")
     return REAL_DIR
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium, run headless by tests/browser.py (`make test` installs it)."""
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail("headless Chromium is needed to check the report's pages: apt-get install chromium "
+                    "(make test does)")  # fmt: skip
+    return path
 
 
 @pytest.fixture
@@ -140,3 +176,10 @@ def headless(tmp_path, monkeypatch):
     from matplotlib import pyplot
 
     pyplot.close("all")
+
+
+def quiet_train(config, out: Path, **kwargs) -> dict:
+    """fmnist.train.train without printing: the run's summary."""
+    from fmnist.train import train
+
+    return train(config, out, log=lambda line: None, progress=False, **kwargs)

@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +31,9 @@ TEMPLATES = {
     "momentum": Config(epochs=1, batch_size=50, optimizer="momentum", lr=0.05),
     # uneven batches (190 training images in batches of 64: 3 steps an epoch) and a validation split
     "adam": Config(epochs=2, batch_size=64, optimizer="adam", lr=0.01, val_size=10),
+    # two models to compare, the mlp worse than the softmax regression
+    "soft3": Config(epochs=3, batch_size=20, lr=0.5),
+    "mlp": Config(model="mlp", epochs=2, batch_size=50, lr=0.5),
 }
 ADAM_STEPS_PER_EPOCH = 3
 # What eval (and train after its last epoch) writes: a run's results, drawn from its files.
@@ -70,6 +74,13 @@ def trained(tmp_path_factory) -> Callable[[str], Path]:
         return _made[kind]
 
     return make
+
+
+@pytest.fixture
+def run_dir(small_data, trained, tmp_path) -> Path:
+    """A copy of a finished one-epoch run of the seed recipe (batch 50) on the small dataset, with its results:
+    trained once per session (TEMPLATES["sgd"]), a fresh copy for each test."""
+    return copy_run(trained("sgd"), tmp_path / "run")
 
 
 def copy_run(template: Path, to: Path) -> Path:
@@ -124,3 +135,19 @@ def write_checkpoint_file(path: Path, tensors: dict, groups: list, rows: list) -
 
     metadata = {"format": "fmnist-checkpoint-1", "param_groups": json.dumps(groups), "metrics": json.dumps(rows)}
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
+
+
+def read_only(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """`fmnist ARGS` (on the small dataset) with folder mounted read-only, in a mount namespace of its own."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
+        pytest.skip("needs unshare to mount a folder read-only")
+    script = str(Path(__file__).with_name("small_fmnist.py"))
+    mount_read_only = 'mount --bind -o ro "$0" "$0" && exec "$@"'
+    return subprocess.run(["unshare", "-rm", "sh", "-c", mount_read_only, str(folder), sys.executable, script, *args],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def rewrite_config(run: Path, **changes) -> None:
+    """Put changes into run's config.json (as a user or another tool would edit it)."""
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, **changes}))

@@ -12,7 +12,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-import runfolders
 import torch
 from runfolders import (
     ADAM_STEPS_PER_EPOCH,
@@ -28,8 +27,6 @@ from runfolders import (
 from fmnist import cli, rundir
 from fmnist import train as train_module
 from fmnist.rundir import CHECKPOINT
-
-trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
 
 NAN = float("nan")
 

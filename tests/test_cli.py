@@ -14,7 +14,6 @@ from safetensors.torch import save_file
 
 from fmnist import cli, recipes
 from fmnist.settings import SETTINGS, Config
-from fmnist.train import train
 
 
 def _run(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -77,13 +76,6 @@ def test_missing_run_directory(tmp_path):
     assert done.returncode == 1
     expected = f"{tmp_path / 'nope'} is not a directory; pass a run directory made by `fmnist train`."
     assert done.stderr == f"fmnist: error: {expected}\n"
-
-
-@pytest.fixture
-def run_dir(small_data, tmp_path):
-    out = tmp_path / "run"
-    train(Config(epochs=1, batch_size=50), out, log=lambda line: None, progress=False)
-    return out
 
 
 class _Canary:

@@ -12,22 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from runfolders import copy_run
 from safetensors.numpy import load_file
 
 from fmnist import cli, data
-from fmnist.settings import Config
-from fmnist.train import train
 
 
 @pytest.fixture
-def runs(small_data, tmp_path, monkeypatch) -> dict:
+def runs(small_data, trained, tmp_path, monkeypatch) -> dict:
     """A softmax and an mlp run, a damaged and an unfinished copy of the softmax run, and a missing one,
     under runs/ in the current folder, as a user names them."""
     monkeypatch.chdir(tmp_path)
     root = Path("runs")
-    quiet = {"log": lambda line: None, "progress": False}
-    train(Config(epochs=3, batch_size=20, lr=0.5), root / "soft", **quiet)
-    train(Config(model="mlp", epochs=2, batch_size=50, lr=0.5), root / "mlp", **quiet)  # worse than soft
+    copy_run(trained("soft3"), root / "soft")
+    copy_run(trained("mlp"), root / "mlp")
     shutil.copytree(root / "soft", root / "damaged")
     (root / "damaged" / "model.safetensors").write_bytes(b"\x00" * 100)
     shutil.copytree(root / "soft", root / "unfinished")  # as `train --resume --epochs 5` leaves it, stopped at once

@@ -7,14 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import runfolders
 import torch
 from runfolders import copy_run, one_line_error, snapshot
 from safetensors.torch import load_file, save_file
 
 from fmnist import cli
-
-trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
 
 
 def _strict_json(text: str) -> object:

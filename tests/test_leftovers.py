@@ -8,13 +8,10 @@ from __future__ import annotations
 import os
 
 import pytest
-import runfolders
 from runfolders import copy_run, no_results, one_line_error, snapshot
 
 from fmnist import cli, fileio
 from fmnist.rundir import CHECKPOINT
-
-trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
 
 IN_USE = "is in use by another fmnist command"
 

@@ -8,16 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import quiet_train
 from safetensors.numpy import load_file
 
 from fmnist import cli, data, model, recipes, rundir
 from fmnist.rundir import CHECKPOINT
 from fmnist.settings import Config
 from fmnist.train import Interrupted, learning_rate, split, train
-
-
-def _quiet(config: Config, out, **kwargs) -> dict:
-    return train(config, out, log=lambda line: None, progress=False, **kwargs)
 
 
 def test_recipes_name_the_models_there_are():
@@ -52,7 +49,7 @@ def test_validation_split_is_disjoint_fixed_by_the_seed_and_complete(small_data)
 
 
 def test_val_size_adds_a_validation_column(small_data, tmp_path):
-    summary = _quiet(Config(epochs=2, batch_size=30, val_size=50), tmp_path / "run")
+    summary = quiet_train(Config(epochs=2, batch_size=30, val_size=50), tmp_path / "run")
     with open(tmp_path / "run" / "metrics.csv") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == ["epoch", "train_loss", "train_acc", "val_acc", "test_acc", "seconds"]
@@ -62,7 +59,7 @@ def test_val_size_adds_a_validation_column(small_data, tmp_path):
 
 
 def test_standardisation_is_saved_with_the_weights_and_means_what_it_says(small_data, small_arrays, tmp_path):
-    _quiet(Config(epochs=2, batch_size=40, optimizer="adam", lr=0.01, normalize="pixel"), tmp_path / "run")
+    quiet_train(Config(epochs=2, batch_size=40, optimizer="adam", lr=0.01, normalize="pixel"), tmp_path / "run")
     tensors = load_file(str(tmp_path / "run" / "model.safetensors"))
     assert sorted(tensors) == ["bias", "mean", "std", "weight"] and tensors["mean"].shape == (784,)
     pixels = small_arrays["train_images"].reshape(-1, 784) / np.float32(255)
@@ -80,7 +77,7 @@ def test_standardisation_is_saved_with_the_weights_and_means_what_it_says(small_
 @pytest.mark.parametrize("name", ["mlp", "cnn", "lenet"])
 def test_other_models_train_save_and_evaluate(small_data, tmp_path, capsys, name):
     config = Config(**{**recipes.recipe_settings(name), "epochs": 1, "batch_size": 50, "augment": "none"})
-    summary = _quiet(config, tmp_path / "run")
+    summary = quiet_train(config, tmp_path / "run")
     assert cli.main(["eval", str(tmp_path / "run"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["test_acc"] == summary["test_acc"]
 
@@ -88,7 +85,7 @@ def test_other_models_train_save_and_evaluate(small_data, tmp_path, capsys, name
 def test_resume_with_adam_and_cosine_is_bit_identical(small_data, tmp_path):
     config = Config(model="mlp", epochs=3, batch_size=40, optimizer="adam", lr=0.003, schedule="cosine",
                     dropout=0.2, augment="shift", normalize="global")  # fmt: skip
-    _quiet(config, tmp_path / "whole")
+    quiet_train(config, tmp_path / "whole")
 
     def stop_after_epoch_1(line: str) -> None:  # as a Ctrl-C right after the first epoch's line would
         if line.startswith("epoch   1/"):
@@ -96,7 +93,7 @@ def test_resume_with_adam_and_cosine_is_bit_identical(small_data, tmp_path):
 
     with pytest.raises(Interrupted):
         train(config, tmp_path / "parts", log=stop_after_epoch_1, progress=False)
-    _quiet(config, tmp_path / "parts", resume=True)
+    quiet_train(config, tmp_path / "parts", resume=True)
     whole, parts = (rundir.read_checkpoint(tmp_path / r / CHECKPOINT).tensors for r in ("whole", "parts"))
     assert any(k.startswith("optimizer.") for k in whole)  # Adam's moments travel with the checkpoint
     assert whole.keys() == parts.keys() and all(torch.equal(whole[k], parts[k]) for k in whole)
@@ -108,8 +105,8 @@ def test_a_model_without_its_recipe_is_refused(capsys):
 
 
 def test_impl_scratch_writes_the_same_kind_of_run_close_to_concise(small_data, tmp_path, capsys):
-    concise = _quiet(Config(epochs=2, batch_size=32), tmp_path / "concise")
-    ours = _quiet(Config(epochs=2, batch_size=32, impl="scratch"), tmp_path / "scratch")
+    concise = quiet_train(Config(epochs=2, batch_size=32), tmp_path / "concise")
+    ours = quiet_train(Config(epochs=2, batch_size=32, impl="scratch"), tmp_path / "scratch")
     assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == sorted(
         p.name for p in (tmp_path / "concise").iterdir())  # fmt: skip
     a, b = (load_file(str(tmp_path / r / "model.safetensors")) for r in ("concise", "scratch"))

@@ -15,15 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import runfolders
 from matplotlib.text import Text
 from PIL import Image
 from runfolders import RESULTS, copy_run, no_results, one_line_error, shell_words
 
 from fmnist import cli, results, rundir
 from fmnist import train as train_module
-
-trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
 
 NAMES = {
     "a leading dash": "-dash",

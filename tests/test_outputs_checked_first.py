@@ -6,12 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import runfolders
 from runfolders import copy_run, one_line_error, snapshot
 
 from fmnist import cli
-
-trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
 
 
 def _link(path: Path, target: Path) -> None:

@@ -218,6 +218,7 @@ def test_predictions_have_one_row_per_image_with_the_top_class_highlighted(tmp_p
     assert len(long) <= 60 and long.endswith(".png")
 
 
+@pytest.mark.slow
 def test_predictions_cost_the_same_few_axes_however_many_rows(tmp_path, drawn):
     for n in (1, 100):
         plots.plot_predictions(torch.rand(n, 1, 28, 28), torch.softmax(torch.randn(n, 10), 1), NAMES,

@@ -38,7 +38,7 @@ def _official_test_labels(real_dir) -> np.ndarray:
     return np.frombuffer(gzip.decompress((real_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())[8:], np.uint8)
 
 
-def test_report_of_a_real_run_is_bounded_and_every_cell_shows_its_images(real_runs, real_dir, tmp_path):
+def test_report_of_a_real_run_is_bounded_and_every_cell_shows_its_images(real_runs, real_dir, chromium, tmp_path):
     report = real_runs["softmax"] / "report.html"
     assert 1_000_000 < report.stat().st_size < MAX_REPORT_BYTES
     net, _ = RunDir(real_runs["softmax"]).load_model()
@@ -48,7 +48,7 @@ def test_report_of_a_real_run_is_bounded_and_every_cell_shows_its_images(real_ru
     labels = _official_test_labels(real_dir).astype(np.int64)
     confusion = np.zeros((10, 10), np.int64)
     np.add.at(confusion, (labels, probs.argmax(axis=1)), 1)
-    result = run_probe(report.read_text(), CLICK_EVERYTHING, tmp_path)
+    result = run_probe(chromium, report.read_text(), CLICK_EVERYTHING, tmp_path)
     check_clicks(result, labels, probs, confusion)
     assert result["sprite"] == [2800, 2800]
     with Image.open(real_runs["softmax"] / "weights.png") as picture:

@@ -170,9 +170,9 @@ def test_sprite_holds_every_test_image_at_16_grey_levels(run):
     assert np.allclose(test_set["prob"], run["probs"].max(axis=1), atol=5e-4)
 
 
-def test_clicking_a_cell_or_a_class_shows_its_test_images_in_chromium(run, tmp_path):
+def test_clicking_a_cell_or_a_class_shows_its_test_images_in_chromium(run, chromium, tmp_path):
     text = (run["out"] / "report.html").read_text()
-    result = run_probe(text, CLICK_EVERYTHING, tmp_path)
+    result = run_probe(chromium, text, CLICK_EVERYTHING, tmp_path)
     check_clicks(result, run["labels"], run["probs"], run["confusion"].numpy())
     columns = min(len(run["labels"]), 100)
     rows = -(-len(run["labels"]) // columns)
@@ -186,8 +186,8 @@ PICTURE_SIZES = ("window.addEventListener('load', () => { document.title = JSON.
                  "[...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight])); });")  # fmt: skip
 
 
-def test_report_renders_in_chromium_with_every_picture_loaded(run, tmp_path):
-    loaded = run_probe((run["out"] / "report.html").read_text(), PICTURE_SIZES, tmp_path)
+def test_report_renders_in_chromium_with_every_picture_loaded(run, chromium, tmp_path):
+    loaded = run_probe(chromium, (run["out"] / "report.html").read_text(), PICTURE_SIZES, tmp_path)
     sizes = []
     for path in run["pictures"].values():
         with Image.open(path) as image:

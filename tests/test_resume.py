@@ -13,17 +13,12 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import small_fmnist, wait_for_line, write_dataset
+from conftest import quiet_train, small_fmnist, wait_for_line, write_dataset
 
 from fmnist import cli, data, fileio, rundir
 from fmnist import train as train_module
 from fmnist.rundir import CHECKPOINT
 from fmnist.settings import Config
-from fmnist.train import train
-
-
-def _quiet(config: Config, out, **kwargs) -> dict:
-    return train(config, out, log=lambda line: None, progress=False, **kwargs)
 
 
 def _metrics(out) -> list[dict]:
@@ -33,10 +28,10 @@ def _metrics(out) -> list[dict]:
 
 def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(small_data, tmp_path):
     config = Config(epochs=4, batch_size=32, lr=0.2, seed=3)
-    _quiet(config, tmp_path / "whole")
-    _quiet(Config(**{**config.__dict__, "epochs": 2}), tmp_path / "parts")
+    quiet_train(config, tmp_path / "whole")
+    quiet_train(Config(**{**config.__dict__, "epochs": 2}), tmp_path / "parts")
     assert len(_metrics(tmp_path / "parts")) == 2
-    summary = _quiet(config, tmp_path / "parts", resume=True)
+    summary = quiet_train(config, tmp_path / "parts", resume=True)
     weights = [(tmp_path / run / "model.safetensors").read_bytes() for run in ("parts", "whole")]
     assert weights[0] == weights[1]
     parts, whole = (rundir.read_checkpoint(tmp_path / run / CHECKPOINT).tensors for run in ("parts", "whole"))
@@ -46,15 +41,18 @@ def test_resumed_run_ends_bit_identical_to_an_uninterrupted_one(small_data, tmp_
 
 
 def test_resume_restores_the_generators_not_just_the_weights(small_data, tmp_path):
-    # Without the shuffle generator's state, epoch 3 would see epoch 1's order again.
-    _quiet(Config(epochs=1, batch_size=32), tmp_path / "run")
+    # The shuffle generator's state after epoch 1 is the seed's generator after one shuffle of the training
+    # set, computed here on its own; without it, epoch 2 of a resumed run would see epoch 1's order again.
+    quiet_train(Config(epochs=1, batch_size=32, seed=7), tmp_path / "run")
     saved = rundir.read_checkpoint(tmp_path / "run" / CHECKPOINT)
-    fresh = torch.Generator().manual_seed(0)
-    assert not torch.equal(saved.tensors["rng.shuffle"], fresh.get_state())
+    after_one_epoch = torch.Generator().manual_seed(7)
+    torch.randperm(len(data.load().train_labels), generator=after_one_epoch)
+    assert torch.equal(saved.tensors["rng.shuffle"], after_one_epoch.get_state())
+    assert not torch.equal(saved.tensors["rng.shuffle"], torch.Generator().manual_seed(7).get_state())
 
 
 def test_resume_refuses_changed_settings_and_says_which(small_data, tmp_path, capsys):
-    _quiet(Config(epochs=1, batch_size=32), tmp_path / "run")
+    quiet_train(Config(epochs=1, batch_size=32), tmp_path / "run")
     before = (tmp_path / "run" / CHECKPOINT).read_bytes()
     code = cli.main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2", "--lr", "0.5",
                      "--batch-size", "64"])  # fmt: skip
@@ -64,7 +62,7 @@ def test_resume_refuses_changed_settings_and_says_which(small_data, tmp_path, ca
 
 
 def test_resume_uses_the_runs_own_settings(small_data, tmp_path, capsys):
-    _quiet(Config(epochs=1, batch_size=32, lr=0.3), tmp_path / "run")
+    quiet_train(Config(epochs=1, batch_size=32, lr=0.3), tmp_path / "run")
     assert cli.main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2"]) == 0
     assert "resuming" in capsys.readouterr().out
     config = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -73,7 +71,7 @@ def test_resume_uses_the_runs_own_settings(small_data, tmp_path, capsys):
 
 
 def test_resume_with_nothing_left_to_do(small_data, tmp_path, capsys):
-    _quiet(Config(epochs=1), tmp_path / "run")
+    quiet_train(Config(epochs=1), tmp_path / "run")
     assert cli.main(["train", "--out", str(tmp_path / "run"), "--resume"]) == 1
     assert "has already trained 1 epochs; pass --epochs with more than 1" in capsys.readouterr().err
 
@@ -86,13 +84,14 @@ def test_resume_without_a_checkpoint(small_data, tmp_path, capsys):
 
 
 def test_a_damaged_checkpoint_is_refused(small_data, tmp_path, capsys):
-    _quiet(Config(epochs=1), tmp_path / "run")
+    quiet_train(Config(epochs=1), tmp_path / "run")
     path = tmp_path / "run" / CHECKPOINT
     path.write_bytes(path.read_bytes()[:-100])
     assert cli.main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2"]) == 1
     assert "not a valid safetensors file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_last_epoch_and_resume_finishes_identically(small_data, tmp_path):
     args = ["--epochs", "80", "--batch-size", "10", "--seed", "1"]  # enough that Ctrl-C comes before the end
     run = small_fmnist("train", "--out", str(tmp_path / "run"), *args)
@@ -108,12 +107,13 @@ def test_ctrl_c_keeps_the_last_epoch_and_resume_finishes_identically(small_data,
 
     resumed = small_fmnist("train", "--out", str(tmp_path / "run"), "--resume")
     assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
-    _quiet(Config(epochs=80, batch_size=10, seed=1), tmp_path / "whole")
+    quiet_train(Config(epochs=80, batch_size=10, seed=1), tmp_path / "whole")
     weights = [(tmp_path / run / "model.safetensors").read_bytes() for run in ("run", "whole")]
     assert weights[0] == weights[1]
     assert _metrics(tmp_path / "run") == _metrics(tmp_path / "whole")
 
 
+@pytest.mark.slow
 def test_a_kill_at_any_moment_leaves_a_usable_checkpoint(small_data, tmp_path):
     out = tmp_path / "run"
     for delay in (0.0, 0.003, 0.011):  # an epoch, checkpoint included, takes a few milliseconds
@@ -177,9 +177,9 @@ def test_cuda_without_a_gpu_fails_before_any_work(tmp_path):
 
 
 def test_starting_over_leaves_nothing_of_the_old_run(small_data, tmp_path):
-    _quiet(Config(epochs=3, batch_size=32), tmp_path / "run")
+    quiet_train(Config(epochs=3, batch_size=32), tmp_path / "run")
     (tmp_path / "run" / "report.html").write_text("old")
-    _quiet(Config(epochs=1, batch_size=50), tmp_path / "run", force=True)
+    quiet_train(Config(epochs=1, batch_size=50), tmp_path / "run", force=True)
     assert len(rundir.read_checkpoint(tmp_path / "run" / CHECKPOINT).rows) == 1
     assert len(_metrics(tmp_path / "run")) == 1
     assert (tmp_path / "run" / "report.html").read_text() != "old"
@@ -198,7 +198,7 @@ def test_a_run_stopped_before_its_first_epoch_can_simply_be_run_again(small_data
 
 
 def test_a_scheduled_run_cannot_be_stretched_on_resume(small_data, tmp_path, capsys):
-    _quiet(Config(epochs=2, optimizer="adam", lr=0.01, schedule="cosine"), tmp_path / "run")
+    quiet_train(Config(epochs=2, optimizer="adam", lr=0.01, schedule="cosine"), tmp_path / "run")
     assert cli.main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "4"]) == 1
     assert "cosine learning-rate schedule" in capsys.readouterr().err
 
@@ -208,17 +208,35 @@ def test_a_scheduled_run_cannot_be_stretched_on_resume(small_data, tmp_path, cap
     (lambda run: (run / "config.json").write_text('{"model": "mlp", "normalize": "pixel"}'), "holds model 'softmax'"),
 ])  # fmt: skip
 def test_a_damaged_run_directory_is_one_sentence(small_data, tmp_path, capsys, damage, message):
-    _quiet(Config(epochs=1), tmp_path / "run")
+    quiet_train(Config(epochs=1), tmp_path / "run")
     damage(tmp_path / "run")
     assert cli.main(["eval", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
 
 
-def test_eval_of_an_interrupted_run_uses_its_metrics(small_data, tmp_path, capsys):
-    _quiet(Config(epochs=2), tmp_path / "run")
-    (tmp_path / "run" / "summary.json").unlink()
-    assert cli.main(["eval", str(tmp_path / "run"), "--json"]) == 0
+def test_eval_of_an_interrupted_run_uses_its_metrics(small_data, tmp_path, capsys, monkeypatch):
+    # A run of 4 epochs stopped after its second: eval summarises the 2 kept epochs and the model they left.
+    out = tmp_path / "run"
+    real_epoch, calls = train_module.train_epoch, []
+
+    def stop_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(train_module, "train_epoch", stop_in_epoch_3)
+        assert cli.main(["train", f"--out={out}", "--epochs", "4", "--quiet"]) == 130
+    assert not (out / "summary.json").exists()
+    capsys.readouterr()
+    assert cli.main(["eval", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = rundir.read_metrics(out / "metrics.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(rows) == 2 and summary["epochs"] == 2 and summary["train_loss"] == rows[-1]["train_loss"]
+    assert result["test_acc"] == rows[-1]["test_acc"]  # the weights of epoch 2, scored again
 
 
 @pytest.mark.parametrize("args, message", [

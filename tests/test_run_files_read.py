@@ -17,14 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import runfolders
 from runfolders import copy_run, one_line_error, snapshot
 from safetensors.torch import save_file
 
 from fmnist import cli
 from fmnist.rundir import CHECKPOINT
-
-trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
 
 # The commands that read each run file, and so must refuse it when it is not what fmnist writes.
 READERS = {

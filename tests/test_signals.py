@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import runfolders
 from conftest import wait_for_line
 from runfolders import copy_run, no_results, shell_words, snapshot
 
@@ -20,8 +19,6 @@ from fmnist import cli, fileio, rundir
 from fmnist.rundir import CHECKPOINT
 from fmnist.settings import Config
 from fmnist.train import train
-
-trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
 
 # `fmnist ARGS` on the small dataset (as tests/small_fmnist.py), whose first epoch can be made to stall.
 CHILD = """

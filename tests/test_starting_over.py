@@ -9,14 +9,11 @@ import signal
 from pathlib import Path
 
 import pytest
-import runfolders
 from runfolders import RESULTS, copy_run, no_results, snapshot
 
 from fmnist import cli, data, errors, metrics, rundir
 from fmnist import train as train_module
 from fmnist.rundir import CHECKPOINT
-
-trained = runfolders.trained  # the fixture: runs trained once per session, shared by issue 18's tests
 
 NEW_RUN = ["--epochs", "1", "--batch-size", "50", "--seed", "5"]  # the run that --force starts
 
