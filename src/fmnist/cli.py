@@ -335,7 +335,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     log = None if args.quiet else print
     if log:
         log(f"searching {', '.join(map(searchspace.option, space))} for {fixed['model']} ({fixed['recipe']} recipe): "
-            f"{args.trials} trials scored on {fixed['val_size']:,} held-out training images, into {args.out}")  # fmt: skip
+            f"{plan.trials(args.trials)} trials scored on {fixed['val_size']:,} held-out training images, into "
+            f"{args.out}")  # fmt: skip
     try:
         result = tune.tune(plan, args.out, args.trials, args.together, args.storage, args.study, args.data_dir, log,
                            False if args.quiet else None)  # fmt: skip

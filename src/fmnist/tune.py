@@ -55,6 +55,7 @@ HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 60  # a trial whose worker was silent for
 WAIT_SECONDS = 2.0  # between looks at a study whose last trials other workers are training
 BEST_SHOWN = 10  # rows of the table of the best trials
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
+STORE_ERRORS = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)  # the database failed
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # Optuna marks the heartbeat and the constant liar as experimental, and says heartbeats are meant for its own
@@ -109,11 +110,14 @@ class Plan:
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         return {name: search.distribution() for name, search in self.space.items()}
 
-    def grid_size(self) -> int:
+    def trials(self, wanted: int) -> int:
+        """How many trials a sweep of wanted trials runs: the grid sampler's at most its grid's size."""
+        if self.sampler != "grid":
+            return wanted
         size = 1
         for values in searchspace.grid(self.space).values():
             size *= len(values)
-        return size
+        return min(wanted, size)
 
 
 @dataclass
@@ -248,23 +252,21 @@ def _reason(error: Exception, url: str) -> str:
 
 
 def _differences(saved: dict, spec: dict) -> str:
-    """What differs between two plans' specs, in words: "lr 0.001:1:log, not 0.01:1", "sampler tpe, not grid"."""
-    words = []
-    for part in ("space", "fixed"):
-        theirs, ours = saved.get(part, {}), spec[part]
-        for name in sorted({*theirs, *ours}):
-            if theirs.get(name) != ours.get(name):
-                words.append(f"{name} {_spec_text(theirs.get(name))}, not {_spec_text(ours.get(name))}")
+    """What differs between two plans' specs, in words: "lr 0.001:1:log, not 0.01:1", "weight_decay 0,0.01, not
+    fixed at 0", "sampler tpe, not grid"."""
+    def tried(plan: dict, name: str) -> str:
+        searched = plan.get("space", {}).get(name)
+        if isinstance(searched, dict) and "values" in searched:
+            return ",".join(map(str, searched["values"]))
+        if isinstance(searched, dict):
+            return f"{searched.get('low')}:{searched.get('high')}" + (":log" if searched.get("log") else "")
+        return f"fixed at {plan.get('fixed', {}).get(name)}"
+
+    names = sorted({*saved.get("space", {}), *saved.get("fixed", {}), *spec["space"], *spec["fixed"]})
+    words = [f"{name} {tried(saved, name)}, not {tried(spec, name)}" for name in names
+             if tried(saved, name) != tried(spec, name)]  # fmt: skip
     words += [f"{key} {saved.get(key)}, not {spec[key]}" for key in ("sampler", "pruner") if saved.get(key) != spec[key]]
     return "; ".join(words) or "another format"
-
-
-def _spec_text(value: object) -> str:
-    if isinstance(value, dict) and "values" in value:
-        return ",".join(map(str, value["values"]))
-    if isinstance(value, dict):
-        return f"{value.get('low')}:{value.get('high')}" + (":log" if value.get("log") else "")
-    return "not searched" if value is None else str(value)
 
 
 def _sampler(plan: Plan) -> optuna.samplers.BaseSampler:
@@ -315,9 +317,9 @@ class Worker:
         self.running: dict[int, int] = {}  # trial number -> trial id, for the heartbeat
         self.lock = threading.Lock()
 
-    def run(self, wanted: int, bar: tqdm) -> None:
-        """Train trials until the study holds wanted counted ones; trials held when this stops are lost (and
-        asked again)."""
+    def run(self, wanted: int, bar: tqdm | None = None) -> None:
+        """Train trials until the study holds wanted counted ones (bar, when given, counts them); trials held
+        when this stops are lost (and asked again)."""
         waiting = False
         with self._heartbeat():
             try:
@@ -325,7 +327,8 @@ class Worker:
                     optuna.storages.fail_stale_trials(self.study)
                     ended = self.study.get_trials(deepcopy=False)
                     done = sum(map(counted, ended))
-                    bar.update(min(done, wanted) - bar.n)
+                    if bar is not None:
+                        bar.update(min(done, wanted) - bar.n)
                     if done >= wanted:
                         return
                     room = wanted - done - sum(t.state == TrialState.RUNNING for t in ended)
@@ -403,7 +406,10 @@ class Worker:
                 numbers = list(self.running)
                 self.running.clear()
             for number in numbers:
-                give_up(self.study, number)
+                try:
+                    give_up(self.study, number)
+                except STORE_ERRORS:  # the store is gone: the trial stays running until its heartbeat is stale
+                    pass
 
     @contextmanager
     def _heartbeat(self) -> Iterator[None]:
@@ -417,7 +423,7 @@ class Worker:
                 try:
                     for trial_id in ids:
                         self.storage.record_heartbeat(trial_id)
-                except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError):
+                except STORE_ERRORS:
                     pass  # the store is unreachable: the main thread meets the same error and stops
 
         thread = threading.Thread(target=beat, name="fmnist-heartbeat", daemon=True)
@@ -487,42 +493,67 @@ def tune(plan: Plan, out: Path, trials_wanted: int, together: int = TOGETHER, st
         train.split(dataset, plan.fixed["val_size"], plan.fixed["seed"])  # a validation split this training set has
         url, name = _claim(out, storage, study_name)
         study, store = open_study(url, name, plan)
-        if storage is None:  # nobody else trains this folder's own study: what is running was lost
-            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                give_up(study, trial.number)
-        wanted = min(trials_wanted, plan.grid_size()) if plan.sampler == "grid" else trials_wanted
-        bar = tqdm(total=wanted, unit="trial", leave=False, disable=None if progress is None else not progress)
-
-        def say(line: str) -> None:
-            if log is not None:
-                (bar.write if not bar.disable else log)(line)
-
-        worker = Worker(study, store, plan, dataset, together, say)
         try:
-            worker.run(wanted, bar)
-        except KeyboardInterrupt as stop:
-            raise Interrupted(sum(map(counted, study.get_trials(deepcopy=False))), False,
-                              getattr(stop, "signum", signal.SIGINT)) from None  # fmt: skip
+            if storage is None:  # nobody else trains this folder's own study: what is running was lost
+                for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    give_up(study, trial.number)
+            say = _Say(log)
+            _search(Worker(study, store, plan, dataset, together, say), say, plan.trials(trials_wanted), progress)
+            best, summary = _best(study, plan, out, data_dir, log, progress)
+            written = _write_sweep(out, study, plan, best, summary, shown(url) if storage else str(out / STUDY))
+        except STORE_ERRORS as e:
+            raise TuneError(f"the study store {shown(url)} failed ({_reason(e, url)}); the trials that ended are "
+                            "kept there, so run the same command again once it works.") from None  # fmt: skip
         finally:
-            bar.close()
-        ended = study.get_trials(deepcopy=False)
-        counts = {state: sum(t.state == getattr(TrialState, state.upper()) for t in ended)
-                  for state in ("complete", "pruned", "fail")}  # fmt: skip
-        try:
-            best = study.best_trial
-        except ValueError:
-            raise TuneError(f"no trial of study {name!r} trained all its epochs ({counts['pruned']} pruned, "
-                            f"{counts['fail']} failed); search other values, e.g. smaller learning rates.") from None  # fmt: skip
-        final = replace(plan.config(best.params), val_size=0)
-        if log is not None:
-            log(best_table(ended, plan))
-            log(f"training trial {best.number}'s settings on the whole training set into {out / BEST}")
-        try:
-            summary = _train_best(final, out / BEST, data_dir, log, progress)
-        except train.Interrupted as stop:
-            raise Interrupted(sum(map(counted, ended)), True, stop.signum) from None
-        written = _write_sweep(out, study, plan, best, final, summary, shown(url) if storage else str(out / STUDY))
+            store.engine.dispose()  # its connections: SQLite folds its write-ahead log into study.db
+    counts = {state: sum(t.state == getattr(TrialState, state.upper()) for t in study.trials)
+              for state in ("complete", "pruned", "fail")}  # fmt: skip
     return Result(name, shown(url), counts, best, summary, written)
+
+
+class _Say:
+    """Where a sweep's lines go: log (None: nowhere), above the progress bar when one is shown."""
+
+    def __init__(self, log: Callable[[str], None] | None) -> None:
+        self.log, self.bar = log, None
+
+    def __call__(self, line: str) -> None:
+        if self.log is not None:
+            (self.bar.write if self.bar is not None and not self.bar.disable else self.log)(line)
+
+
+def _search(worker: Worker, say: _Say, wanted: int, progress: bool | None) -> None:
+    """worker's trials until the study holds wanted ended ones, with a progress bar (its lines, say's, above
+    it); Interrupted by a stop."""
+    bar = tqdm(total=wanted, unit="trial", leave=False, disable=None if progress is None else not progress)
+    say.bar = bar
+    try:
+        worker.run(wanted, bar)
+    except KeyboardInterrupt as stop:
+        raise Interrupted(sum(map(counted, worker.study.get_trials(deepcopy=False))), False,
+                          getattr(stop, "signum", signal.SIGINT)) from None  # fmt: skip
+    finally:
+        bar.close()
+        say.bar = None
+
+
+def _best(study: optuna.Study, plan: Plan, out: Path, data_dir: str | Path | None,
+          log: Callable[[str], None] | None, progress: bool | None) -> tuple[FrozenTrial, dict]:  # fmt: skip
+    """The study's best trial and the summary of its settings trained on the whole training set in out/best."""
+    ended = study.get_trials(deepcopy=False)
+    try:
+        best = study.best_trial
+    except ValueError:
+        pruned, failed = (sum(t.state == s for t in ended) for s in (TrialState.PRUNED, TrialState.FAIL))
+        raise TuneError(f"no trial of study {study.study_name!r} trained all its epochs ({pruned} pruned, {failed} "
+                        "failed); search other values, e.g. smaller learning rates.") from None  # fmt: skip
+    if log is not None:
+        log(best_table(ended, plan))
+        log(f"training trial {best.number}'s settings on the whole training set into {out / BEST}")
+    try:
+        return best, _train_best(replace(plan.config(best.params), val_size=0), out / BEST, data_dir, log, progress)
+    except train.Interrupted as stop:
+        raise Interrupted(sum(map(counted, ended)), True, stop.signum) from None
 
 
 def _train_best(config: Config, path: Path, data_dir: str | Path | None, log: Callable[[str], None] | None,
@@ -563,9 +594,9 @@ def best_table(ended: list[FrozenTrial], plan: Plan, rows: int = BEST_SHOWN) -> 
 # ---------------------------------------------------------------- the sweep's files
 
 
-def _write_sweep(out: Path, study: optuna.Study, plan: Plan, best: FrozenTrial, final: Config, summary: dict,
-                 store: str) -> list[Path]:  # fmt: skip
-    """Write recipe.json (final's settings), the pictures and tune.html; returns their paths."""
+def _write_sweep(out: Path, study: optuna.Study, plan: Plan, best: FrozenTrial, summary: dict, store: str) -> list[Path]:
+    """Write recipe.json (the best trial's settings), the pictures and tune.html; returns their paths."""
+    final = replace(plan.config(best.params), val_size=0)
     with fileio.uninterrupted():  # matplotlib: a stop waits until it is imported
         from . import plots
     ended = study.get_trials(deepcopy=False)
