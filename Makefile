@@ -24,9 +24,12 @@ setup: $(BIN)/fmnist data
 train: setup
 	$(BIN)/fmnist train
 
-# Headless Chromium renders report.html in tests/test_report.py.
+# Headless Chromium renders report.html in tests/test_report.py; tests/test_tune_workers.py starts PostgreSQL
+# servers of its own (Debian's postgresql: initdb, pg_ctl).
 test: setup
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null \
+	  || (apt-get update -qq && apt-get install -y -qq postgresql)
 	$(BIN)/pytest
 
 bench: setup

@@ -189,7 +189,7 @@ def test_trials_trained_together_score_as_each_one_trained_alone(sweep, blurred)
     for t in study_of(out).get_trials():
         config = Config(val_size=VAL_SIZE, **t.params)
         single = trials.SingleTrial(config, dataset)
-        for epoch, rows in single.epochs():
+        for epoch, _ in single.epochs():
             if epoch == len(t.intermediate_values):
                 single.stop(0)
         alone = [row["val_acc"] for row in single.outcomes[0].rows]
@@ -238,8 +238,10 @@ def test_the_same_command_continues_its_study_and_another_is_refused(sweep, blur
     out = tmp_path / "lr"
     shutil.copytree(sweep[0], out)
     best_run = (out / "best" / "metrics.csv").stat().st_mtime_ns
+    (out / ".tune.html.k3x9q2ab.tmp").write_text("what a killed write of tune.html leaves")
     code, printed, err = fmnist("tune", "--out", out, "--data-dir", blurred, *SWEEP)
     assert code == 0, err
+    assert not (out / ".tune.html.k3x9q2ab.tmp").exists()
     assert len(study_of(out).trials) == 12 and not re.search(r"^trial +\d", printed, re.M)  # nothing more to train
     assert (out / "best" / "metrics.csv").stat().st_mtime_ns == best_run  # and its best run is kept
     more = [*SWEEP[:1], "14", *SWEEP[2:]]
@@ -263,8 +265,14 @@ def test_other_models_train_one_trial_at_a_time_and_the_grid_tries_each_combinat
                                                                                 (0.1, 64)]  # fmt: skip
     dataset = data.load(blurred)
     for t in ended:  # the same path as fmnist train: the same bits
-        settings = {**recipe_settings("mlp"), "optimizer": "sgd", "threads": 1, **t.params, "epochs": 1,
-                    "val_size": 100}
+        settings = {
+            **recipe_settings("mlp"),
+            "optimizer": "sgd",
+            "threads": 1,
+            **t.params,
+            "epochs": 1,
+            "val_size": 100,
+        }
         single = trials.SingleTrial(Config(**settings), dataset)
         list(single.epochs())
         assert single.outcomes[0].rows[-1]["val_acc"] == t.value

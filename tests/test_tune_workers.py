@@ -91,7 +91,7 @@ def test_two_workers_at_once_share_one_study_and_no_trial_is_lost_or_run_twice(s
             *COMMON]  # fmt: skip
     workers = [small_fmnist("tune", "--out", str(tmp_path / name), *args) for name in ("a", "b")]
     printed = [worker.communicate(timeout=300) for worker in workers]
-    for worker, (out, err) in zip(workers, printed, strict=True):
+    for worker, (_, err) in zip(workers, printed, strict=True):
         assert worker.returncode == 0, err
     study = optuna.load_study(study_name=f"both-{store}", storage=url)
     ended = study.get_trials()

@@ -120,9 +120,9 @@ def _add_search(parser: argparse.ArgumentParser, name: str, declared: Setting) -
     else:
         tried = "one value, a list a,b,c to try" + (", or a range LOW:HIGH or LOW:HIGH:log" if bounds else "")
     default = TUNE_VAL_SIZE if name == "val_size" else _default(name)
+    allowed = bounds.describe() if bounds else ", ".join(declared.choices)
     parser.add_argument(f"--{name.replace('_', '-')}", type=parse, metavar="VALUES", default=TUNE_VAL_SIZE if
-                        name == "val_size" else None, help=f"{declared.help}; {tried}; "
-                        f"{bounds.describe() if bounds else ', '.join(declared.choices)} (default: {default})")  # fmt: skip
+                        name == "val_size" else None, help=f"{declared.help}; {tried}; {allowed} (default: {default})")
 
 
 def _picture_path(text: str) -> Path:
@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, declared in SETTINGS.items():
         _add_search(p, name, declared)
     p.add_argument("--out", type=Path, metavar="DIR", required=True,
-                   help="the sweep folder: the study (study.db, unless --storage), tune.html, pictures, recipe.json, best/")
+                   help="the sweep folder: the study (study.db, unless --storage), tune.html, pictures, recipe.json, "
+                   "best/")  # fmt: skip
     p.add_argument("--trials", type=_number(Range(int, 1, 10_000)), default=50, metavar="N",
                    help="trials the study is to hold that ended, counting other workers' (default: 50; grid: at most "
                    "the grid's size)")  # fmt: skip
@@ -350,7 +351,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     recipe = args.out / tune.RECIPE
     print(f"done: best trial {result.best.number}, validation accuracy {result.best.value:.4f}; trained on the whole "
           f"training set: test accuracy {result.summary['test_acc']:.4f} ({args.out / tune.BEST}). Open "
-          f"{args.out / tune.PAGE}; train with the recipe: {command('fmnist', 'train', f'--recipe={recipe}')}")  # fmt: skip
+          f"{args.out / tune.PAGE}; train with the recipe: "
+          f"{command('fmnist', 'train', f'--recipe={recipe}')}")  # fmt: skip
     return 0
 
 

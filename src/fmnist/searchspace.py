@@ -184,5 +184,6 @@ def grid(space: dict[str, Search]) -> dict[str, list]:
     ranges = [name for name, search in space.items() if isinstance(search, Span)]
     if ranges:
         raise SettingError(f"the grid sampler tries lists of values, and {option(ranges[0])} is a range; list the "
-                           f"values to try (e.g. {option(ranges[0])} a,b,c), or use --sampler tpe or random")  # fmt: skip
+                           f"values to try (e.g. {option(ranges[0])} a,b,c), or use --sampler tpe or "
+                           "random")  # fmt: skip
     return {name: list(search.values) for name, search in space.items()}

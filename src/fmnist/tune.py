@@ -20,11 +20,12 @@ and tune.html, accuracy.png, history.png and importance.png show the search.
 
 from __future__ import annotations
 
-import json
 import io
+import json
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 import warnings
@@ -144,11 +145,10 @@ def shown(url: str) -> str:
         return url
 
 
-def _claim(out: Path, storage: str | None, study: str | None) -> tuple[str, str]:
-    """(url, study name) of the sweep in the locked folder out: a new one when out is empty (recorded in
+def _claim(out: Path, storage: str | None, study: str | None) -> str:
+    """The study name of the sweep in the locked folder out: a new one when out is empty (recorded in
     sweep.json), else the one sweep.json names, which storage and study must not contradict. TuneError when
     out holds anything else, or another sweep."""
-    own = sqlalchemy.engine.URL.create("sqlite", database=str((out / STUDY).absolute()))
     held = sorted(p.name for p in out.iterdir())
     if SWEEP in held:
         saved = _read_sweep(out / SWEEP)
@@ -161,10 +161,21 @@ def _claim(out: Path, storage: str | None, study: str | None) -> tuple[str, str]
         listed = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
         raise TuneError(f"{out} is not empty (it holds {listed}); choose a new or empty folder for --out.")
     else:
-        name = study or out.absolute().name or "fmnist"
+        name = study or _text(out.absolute().name) or "fmnist"
         rundir.write_json(out / SWEEP, {"format": SPEC_FORMAT, "study": name, "storage": shown(storage) if storage
                                         else STUDY})  # fmt: skip
-    return storage or own.render_as_string(hide_password=False), name
+    return name
+
+
+def _text(name: str) -> str:
+    """A file name as text a database stores: bytes that are not UTF-8 (surrogate escapes) as "�"."""
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
+def own_url(path: Path) -> str:
+    """The SQLite URL of the study file path, as shown (its bytes that are not UTF-8 as "�"); open_study
+    opens the file itself by path."""
+    return sqlalchemy.engine.URL.create("sqlite", database=_text(str(path.absolute()))).render_as_string()
 
 
 def _read_sweep(path: Path) -> dict:
@@ -178,12 +189,13 @@ def _read_sweep(path: Path) -> dict:
     return {"study": saved["study"], "storage": saved["storage"]}
 
 
-def open_study(url: str, name: str, plan: Plan, grace: int = GRACE_SECONDS) -> tuple[optuna.Study, RDBStorage]:
-    """The study name in the storage at url, made when new, with plan's sampler and pruner, and that storage
-    (heartbeats older than grace seconds are stale); TuneError when the store cannot be opened, or holds a
-    study of that name that searches something else."""
+def open_study(url: str, name: str, plan: Plan, grace: int = GRACE_SECONDS,
+               path: Path | None = None) -> tuple[optuna.Study, RDBStorage]:  # fmt: skip
+    """The study name in the storage at url (or in the SQLite file path), made when new, with plan's sampler
+    and pruner, and that storage (heartbeats older than grace seconds are stale); TuneError when the store
+    cannot be opened, or holds a study of that name that searches something else."""
     try:
-        storage = _storage(url, grace)
+        storage = _storage(url, grace, path)
         study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
                                     sampler=_sampler(plan), pruner=_pruner(plan.pruner))  # fmt: skip
     except ImportError as e:  # Optuna's, from SQLAlchemy's ModuleNotFoundError for the URL's driver
@@ -192,7 +204,8 @@ def open_study(url: str, name: str, plan: Plan, grace: int = GRACE_SECONDS) -> t
                         "pip install 'fmnist[postgres]'.") from None  # fmt: skip
     except (sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError) as e:
         raise TuneError(f"cannot open the study store {shown(url)} ({_reason(e, url)}); check --storage (a URL "
-                        "such as sqlite:///PATH or postgresql://USER@HOST/DATABASE) and that its server runs.") from None  # fmt: skip
+                        "such as sqlite:///PATH or postgresql://USER@HOST/DATABASE) and that its server "
+                        "runs.") from None  # fmt: skip
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise TuneError(f"study {name!r} in {shown(url)} minimises; it is not fmnist's, so name another --study.")
     spec = json.loads(json.dumps(plan.spec()))  # as the store gives it back
@@ -208,14 +221,18 @@ def open_study(url: str, name: str, plan: Plan, grace: int = GRACE_SECONDS) -> t
     return study, storage
 
 
-def _storage(url: str, grace: int, attempts: int = 5) -> RDBStorage:
+def _storage(url: str, grace: int, path: Path | None, attempts: int = 5) -> RDBStorage:
     """Optuna's RDB storage at url with heartbeats. Workers that start together on a new database create its
     tables at once, and all but one may then fail (PostgreSQL: a duplicate key of a table's type; SQLite: a
-    table that already exists): those try again, after a pause, when the tables exist."""
+    table that already exists): those try again, after a pause, when the tables exist. path: a SQLite file
+    opened by its bytes (url, then, only shows it): a URL holds text only."""
     sqlite = url.startswith("sqlite")
+    engine = {"connect_args": {"timeout": 60}} if sqlite else {}
+    if path is not None:
+        engine = {"creator": lambda: sqlite3.connect(os.fsencode(path), timeout=60, check_same_thread=False)}
     for attempt in range(attempts):
         try:
-            storage = RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else {},
+            storage = RDBStorage(url, engine_kwargs=engine,
                                  heartbeat_interval=min(HEARTBEAT_SECONDS, grace), grace_period=grace,
                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())  # fmt: skip
             break
@@ -254,6 +271,7 @@ def _reason(error: Exception, url: str) -> str:
 def _differences(saved: dict, spec: dict) -> str:
     """What differs between two plans' specs, in words: "lr 0.001:1:log, not 0.01:1", "weight_decay 0,0.01, not
     fixed at 0", "sampler tpe, not grid"."""
+
     def tried(plan: dict, name: str) -> str:
         searched = plan.get("space", {}).get(name)
         if isinstance(searched, dict) and "values" in searched:
@@ -265,7 +283,8 @@ def _differences(saved: dict, spec: dict) -> str:
     names = sorted({*saved.get("space", {}), *saved.get("fixed", {}), *spec["space"], *spec["fixed"]})
     words = [f"{name} {tried(saved, name)}, not {tried(spec, name)}" for name in names
              if tried(saved, name) != tried(spec, name)]  # fmt: skip
-    words += [f"{key} {saved.get(key)}, not {spec[key]}" for key in ("sampler", "pruner") if saved.get(key) != spec[key]]
+    words += [f"{key} {saved.get(key)}, not {spec[key]}" for key in ("sampler", "pruner")
+              if saved.get(key) != spec[key]]  # fmt: skip
     return "; ".join(words) or "another format"
 
 
@@ -396,7 +415,7 @@ class Worker:
                 self.study.tell(trial, state=TrialState.FAIL)
             with self.lock:
                 del self.running[trial.number]
-        self.say(_trial_line(self.study.get_trials(deepcopy=False)[trial.number], self.plan))
+        self.say(_trial_line(trial, outcome, self.plan))
 
     def give_up(self) -> None:
         """Mark the trials this worker holds as lost (failed without an error) and ask for each again with the
@@ -447,16 +466,16 @@ def give_up(study: optuna.Study, number: int) -> None:
     RetryHeartbeatStaleTrialCallback()(study, study.get_trials(deepcopy=False)[number])
 
 
-def _trial_line(trial: FrozenTrial, plan: Plan) -> str:
-    """One line about a trial that ended: its number, result and searched settings."""
-    epochs = trial.user_attrs.get("result", {}).get("epochs", 0)
-    if trial.state == TrialState.COMPLETE:
-        what = f"val acc {trial.value:.4f}  {epochs:3d} epochs"
-    elif trial.state == TrialState.PRUNED:
-        what = f"pruned after {epochs} epoch{'s' if epochs != 1 else ''} (val acc {trial.value:.4f})"
+def _trial_line(trial: optuna.Trial, outcome: trials.Outcome, plan: Plan) -> str:
+    """One line about a trial that ended as outcome says: its number, result and searched settings."""
+    epochs = len(outcome.rows)
+    if outcome.status == "done":
+        what = f"val acc {outcome.rows[-1]['val_acc']:.4f}  {epochs:3d} epochs"
+    elif outcome.status == "stopped":
+        what = f"pruned after {epochs} epoch{'s' if epochs != 1 else ''} (val acc {outcome.rows[-1]['val_acc']:.4f})"
     else:
-        what = f"failed: {trial.user_attrs.get('error', 'lost')}"
-    settings = "  ".join(f"{name} {_value(trial.params.get(name))}" for name in plan.space)
+        what = f"failed: {outcome.error}"
+    settings = "  ".join(f"{name} {_value(trial.params[name])}" for name in plan.space)
     return f"trial {trial.number:4d}  {what}  {settings}"
 
 
@@ -491,8 +510,9 @@ def tune(plan: Plan, out: Path, trials_wanted: int, together: int = TOGETHER, st
         train.resolve_device(str(plan.fixed["device"]))
         dataset = data.load(data_dir)
         train.split(dataset, plan.fixed["val_size"], plan.fixed["seed"])  # a validation split this training set has
-        url, name = _claim(out, storage, study_name)
-        study, store = open_study(url, name, plan)
+        name = _claim(out, storage, study_name)
+        url = storage or own_url(out / STUDY)
+        study, store = open_study(url, name, plan, path=None if storage else out / STUDY)
         try:
             if storage is None:  # nobody else trains this folder's own study: what is running was lost
                 for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -587,14 +607,16 @@ def best_table(ended: list[FrozenTrial], plan: Plan, rows: int = BEST_SHOWN) -> 
     for t in complete[:rows]:
         result = t.user_attrs.get("result", {})
         lines.append(f"{t.number:>6}  {t.value:>8.4f}  {result.get('epochs', 0):>7}  {result.get('seconds', 0):>8.2f}  "
-                     + "  ".join(f"{_value(t.params[n]):>{w}}" for n, w in zip(names, widths, strict=True)))  # fmt: skip
+                     + "  ".join(f"{_value(t.params[n]):>{w}}"
+                                 for n, w in zip(names, widths, strict=True)))  # fmt: skip
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- the sweep's files
 
 
-def _write_sweep(out: Path, study: optuna.Study, plan: Plan, best: FrozenTrial, summary: dict, store: str) -> list[Path]:
+def _write_sweep(out: Path, study: optuna.Study, plan: Plan, best: FrozenTrial, summary: dict,
+                 store: str) -> list[Path]:  # fmt: skip
     """Write recipe.json (the best trial's settings), the pictures and tune.html; returns their paths."""
     final = replace(plan.config(best.params), val_size=0)
     with fileio.uninterrupted():  # matplotlib: a stop waits until it is imported
@@ -604,8 +626,9 @@ def _write_sweep(out: Path, study: optuna.Study, plan: Plan, best: FrozenTrial, 
     done = [t for t in ended if t.state == TrialState.COMPLETE]
     settings = {name: ([t.params[name] for t in scored], search.scale()) for name, search in plan.space.items()}
     pictures = {
-        "accuracy": _png(plots.plot_search, settings, [t.value for t in scored],
-                         [t.state == TrialState.COMPLETE for t in scored]),  # fmt: skip
+        "accuracy": _png(
+            plots.plot_search, settings, [t.value for t in scored], [t.state == TrialState.COMPLETE for t in scored]
+        ),  # fmt: skip
         "history": _png(plots.plot_history, [t.number for t in done], [t.value for t in done]),
     }
     importances = _importances(study, plan, len(done))
@@ -642,7 +665,8 @@ def _importances(study: optuna.Study, plan: Plan, complete: int) -> dict[str, fl
         warnings.simplefilter("always")
         try:
             importances = optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), params=list(plan.space))
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), params=list(plan.space)
+            )
         except (ValueError, RuntimeError, ZeroDivisionError) as e:
             return f"The importances could not be estimated from these trials ({e})."
     if caught:  # e.g. the best trials and the others cannot be told apart: the importances are then all equal
