@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -23,6 +24,7 @@ import optuna
 import pytest
 from conftest import write_dataset
 from PIL import Image
+from runfolders import shell_words
 
 from fmnist import cli, data, fileio, searchspace, trials, tune
 from fmnist.recipes import recipe_settings
@@ -401,3 +403,17 @@ def test_a_recipe_file_that_is_not_a_regular_file_is_not_read(small_data, tmp_pa
     os.mkfifo(tmp_path / "r.json")
     code, _, err = fmnist("train", "--recipe", tmp_path / "r.json", "--out", tmp_path / "run")
     assert code == 1 and "is a FIFO, not a regular file" in err
+
+
+def test_the_hint_after_a_stop_is_the_same_command_with_the_storage_password_hidden(monkeypatch, tmp_path):
+    def stopped(*args, **kwargs):
+        raise tune.Interrupted(3, False, signal.SIGTERM)
+
+    monkeypatch.setattr(tune, "tune", stopped)
+    code, _, err = fmnist("tune", f"--out={tmp_path / 'a b'}", "--lr", "0.1,1", "--storage",
+                          "postgresql://tuner:s3cret@db.example/fmnist")  # fmt: skip
+    assert code == 128 + signal.SIGTERM and err.count("\n") == 1 and "s3cret" not in err
+    assert "stopped by SIGTERM; the study holds 3 trials that ended" in err
+    words = shell_words(err.split("Continue with: ")[1].split(" (with the password")[0])
+    assert words == ["fmnist", "tune", f"--out={tmp_path / 'a b'}", "--lr", "0.1,1", "--storage",
+                     "postgresql://tuner:***@db.example/fmnist"]  # fmt: skip

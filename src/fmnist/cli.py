@@ -342,7 +342,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         result = tune.tune(plan, args.out, args.trials, args.together, args.storage, args.study, args.data_dir, log,
                            False if args.quiet else None)  # fmt: skip
     except tune.Interrupted as stop:
-        how, again = _stopped_by(stop.signum), command("fmnist", *args.argv)
+        words = [word.replace(args.storage, tune.shown(args.storage)) if args.storage else word for word in args.argv]
+        hidden = " (with the password of --storage in place of ***)" if words != args.argv else ""
+        how, again = _stopped_by(stop.signum), command("fmnist", *words) + hidden
         if stop.final:
             return _interrupted(f"{how} while training the best trial on the whole training set; the study holds its "
                                 f"{stop.done} trials. Finish with: {again}", stop.signum)  # fmt: skip

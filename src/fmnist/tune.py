@@ -677,9 +677,9 @@ def _importances(study: optuna.Study, plan: Plan, complete: int) -> dict[str, fl
 def _subtitle(ended: list[FrozenTrial], plan: Plan, store: str) -> str:
     states = {s: sum(t.state == s for t in ended) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     return (f"{states[TrialState.COMPLETE]} trials trained all their epochs, {states[TrialState.PRUNED]} were "
-            f"pruned ({plan.pruner}), {states[TrialState.FAIL]} failed; sampler {plan.sampler}; every trial scored "
-            f"on {plan.fixed['val_size']:,} training images held out by seed {plan.fixed['seed']}, never on the test "
-            f"set. Study store: {store}.")  # fmt: skip
+            f"pruned (pruner: {plan.pruner}), {states[TrialState.FAIL]} failed; sampler {plan.sampler}; every trial "
+            f"scored on {plan.fixed['val_size']:,} training images held out by seed {plan.fixed['seed']}, never on "
+            f"the test set. Study store: {store}.")  # fmt: skip
 
 
 def _recipe_rows(final: Config, plan: Plan) -> list[tuple[str, str]]:
