@@ -180,13 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=_number(Range(int, 1, 10_000)), default=50, metavar="N",
                    help="trials the study is to hold that ended, counting other workers' (default: 50; grid: at most "
                    "the grid's size)")  # fmt: skip
-    p.add_argument("--sampler", choices=("tpe", "random", "grid"), default="tpe",
+    p.add_argument("--sampler", choices=searchspace.SAMPLERS, default="tpe",
                    help="how trials are drawn: Optuna's TPE, random, or every combination of the lists (default: tpe)")
-    p.add_argument("--pruner", choices=("halving", "median", "none"), default="halving",
+    p.add_argument("--pruner", choices=searchspace.PRUNERS, default="halving",
                    help="stop trials whose validation accuracy after an epoch is poor: successive halving, the median "
                    "rule, or none (default: halving)")  # fmt: skip
-    p.add_argument("--together", type=_number(Range(int, 1, 256)), default=16, metavar="K",
-                   help="softmax-regression trials trained at once, in one pass over each batch (default: 16)")
+    p.add_argument("--together", type=_number(Range(int, 1, 256)), default=searchspace.TOGETHER, metavar="K",
+                   help="softmax-regression trials trained at once, in one pass over each batch (default: "
+                   f"{searchspace.TOGETHER})")  # fmt: skip
     p.add_argument("--storage", metavar="URL", help="an Optuna database URL that several workers share, such as "
                    "postgresql://USER@HOST/DATABASE or sqlite:///PATH (default: OUT/study.db)")  # fmt: skip
     p.add_argument("--study", metavar="NAME", help="the study's name in --storage (default: OUT's folder name)")

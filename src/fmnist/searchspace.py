@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
 MAX_VALUES = 100  # in one list: a grid of two such settings is already 10,000 trials
+# How fmnist tune draws trials and stops poor ones (Optuna's samplers and pruners by these names), and how many
+# softmax-regression trials it asks and trains at once by default.
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("halving", "median", "none")
+TOGETHER = 16
 
 # Settings a search keeps at one value, and why.
 FIXED_ONLY = {

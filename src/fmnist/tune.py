@@ -44,9 +44,6 @@ from . import data, fileio, recipefile, report, rundir, searchspace, train, tria
 from .errors import UserError
 from .settings import Config, SettingError
 
-SAMPLERS = ("tpe", "random", "grid")
-PRUNERS = ("halving", "median", "none")
-TOGETHER = 16  # softmax-regression trials asked and trained at once by default
 SPEC_FORMAT = "fmnist-tune-1"  # the study's user attribute "fmnist": what it searches
 SWEEP, STUDY, PAGE, RECIPE, BEST = "sweep.json", "study.db", "tune.html", "recipe.json", "best"
 PICTURES = ("accuracy", "history", "importance")  # NAME.png
@@ -90,6 +87,10 @@ class Plan:
     pruner: str = "halving"
 
     def __post_init__(self) -> None:
+        if self.sampler not in searchspace.SAMPLERS or self.pruner not in searchspace.PRUNERS:
+            raise SettingError(f"no sampler {self.sampler!r} or pruner {self.pruner!r}: the samplers are "
+                               f"{', '.join(searchspace.SAMPLERS)}, the pruners "
+                               f"{', '.join(searchspace.PRUNERS)}")  # fmt: skip
         if not self.space:
             raise SettingError("nothing to search: give a list or a range for a setting, e.g. --lr 0.001:1:log")
         if not self.fixed.get("val_size"):
@@ -486,9 +487,9 @@ def _value(value: object) -> str:
 # ---------------------------------------------------------------- the whole command
 
 
-def tune(plan: Plan, out: Path, trials_wanted: int, together: int = TOGETHER, storage: str | None = None,
-         study_name: str | None = None, data_dir: str | Path | None = None, log: Callable[[str], None] | None = print,
-         progress: bool | None = None) -> Result:  # fmt: skip
+def tune(plan: Plan, out: Path, trials_wanted: int, together: int = searchspace.TOGETHER,
+         storage: str | None = None, study_name: str | None = None, data_dir: str | Path | None = None,
+         log: Callable[[str], None] | None = print, progress: bool | None = None) -> Result:  # fmt: skip
     """Run the sweep plan in the folder out (new, empty, or a sweep of the same study) until its study holds
     trials_wanted trials that ended, then train the best on the whole training set and write the sweep's files.
 
