@@ -24,10 +24,13 @@ setup: $(BIN)/fmnist data
 train: setup
 	$(BIN)/fmnist train
 
-# Every test, as CI runs them: the slow ones, those on the real dataset, and those in headless Chromium
-# (report.html's pages). A plain `$(BIN)/pytest` leaves those out and takes a few minutes.
+# Every test, as CI runs them: the slow ones, those on the real dataset, those in headless Chromium
+# (report.html's pages) and those that start PostgreSQL servers of their own (Debian's postgresql:
+# initdb, pg_ctl). A plain `$(BIN)/pytest` leaves those out and takes a few minutes.
 test: setup
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null \
+	  || (apt-get update -qq && apt-get install -y -qq postgresql)
 	$(BIN)/pytest --all
 
 bench: setup

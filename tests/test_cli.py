@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -62,6 +63,10 @@ def test_every_training_setting_is_an_option_with_its_declared_check_and_default
     for name, declared in SETTINGS.items():
         option = options[name]
         assert option.default is None  # given or not: --resume tells them apart
+        if name == "recipe":  # a named recipe, or a recipe file (fmnist.recipefile)
+            assert [option.type(choice) for choice in declared.choices] == list(declared.choices)
+            assert option.type("mine.toml") == Path("mine.toml")
+            continue
         assert tuple(option.choices or ()) == declared.choices
         default = next(f.default for f in dataclasses.fields(Config) if f.name == name)
         assert f"(default: {default})" in option.help

@@ -31,10 +31,13 @@ import time  # noqa: E402
 from dataclasses import asdict, fields  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from . import recipefile, searchspace  # noqa: E402
+from .errors import command  # noqa: E402
 from .fileio import uninterrupted  # noqa: E402
 from .recipes import RECIPES, recipe_settings  # noqa: E402
 from .settings import NAMES, SETTINGS, THREADS_HERE, Config, Range, Setting, SettingError  # noqa: E402
 
+TUNE_VAL_SIZE = 10_000  # fmnist tune's validation split, in training images
 MAX_PICTURES = 400  # images in one picture of show: 45 rows of 9, about a second to draw
 MAX_PLOTTED = 100  # rows of predict --plot, each 1.7 inches tall: about two seconds to draw, a 17,000-pixel picture
 PICTURE_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")  # what --out and --plot may name; matplotlib writes each
@@ -62,15 +65,64 @@ def _number(bounds: Range) -> object:
 
 def _add_setting(parser: argparse.ArgumentParser, name: str, declared: Setting) -> None:
     """The option --NAME of the training setting name, from its declaration: its check (a number within
-    its bounds, threads within this machine's cores, or one of its choices) and its help with the seed
-    recipe's default. It defaults to None, so that --resume can tell the settings given from the run's own."""
+    its bounds, threads within this machine's cores, one of its choices, or for --recipe a recipe file) and its
+    help with the seed recipe's default. It defaults to None, so that --resume can tell the settings given from
+    the run's own."""
+    if name == "recipe":
+        parser.add_argument("--recipe", type=_recipe, metavar="NAME|FILE", help=_recipe_help(declared))
+        return
     bounds = THREADS_HERE if name == "threads" else declared.bounds
     kind = _number(bounds) if bounds else None
-    default = next(f.default for f in fields(Config) if f.name == name)
     parser.add_argument(f"--{name.replace('_', '-')}", choices=declared.choices or None, metavar=None if
                         declared.choices else ("N|auto" if declared.auto else "N"),
                         type=(lambda text: "auto" if text == "auto" else kind(text)) if declared.auto else kind,
-                        help=f"{declared.help}{f'; {bounds.describe()}' if bounds else ''} (default: {default})")
+                        help=f"{declared.help}{f'; {bounds.describe()}' if bounds else ''} (default: {_default(name)})")
+
+
+def _default(name: str) -> object:
+    return next(f.default for f in fields(Config) if f.name == name)
+
+
+def _recipe(text: str) -> str | Path:
+    """An argparse type: a named recipe, or the path of a recipe file (fmnist.recipefile) for a name ending in
+    .json or .toml."""
+    if recipefile.is_recipe_file(text):
+        return Path(text)
+    if text not in SETTINGS["recipe"].choices:
+        raise argparse.ArgumentTypeError(f"{text!r:.40} is neither a recipe ({', '.join(SETTINGS['recipe'].choices)})"
+                                         " nor a file of settings ending in .json or .toml")  # fmt: skip
+    return text
+
+
+def _recipe_help(declared: Setting) -> str:
+    return (f"{declared.help}; or a JSON or TOML file of settings (such as fmnist tune's recipe.json) over the "
+            "model's recipe")  # fmt: skip
+
+
+def _add_search(parser: argparse.ArgumentParser, name: str, declared: Setting) -> None:
+    """fmnist tune's option --NAME for the training setting name: one value (fixed), or, unless the setting
+    must stay fixed, a list to try or a range of numbers (fmnist.searchspace)."""
+    if name == "recipe":
+        parser.add_argument("--recipe", type=_recipe, metavar="NAME|FILE", help=f"{_recipe_help(declared)}: the "
+                            "settings a trial does not search (default: the model's first)")  # fmt: skip
+        return
+
+    def parse(text: str) -> object:
+        try:
+            return searchspace.parse(name, text)
+        except SettingError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = "value"
+    bounds = THREADS_HERE if name == "threads" else declared.bounds
+    if name in searchspace.FIXED_ONLY:
+        tried = f"one value, not searched: {searchspace.FIXED_ONLY[name]}"
+    else:
+        tried = "one value, a list a,b,c to try" + (", or a range LOW:HIGH or LOW:HIGH:log" if bounds else "")
+    default = TUNE_VAL_SIZE if name == "val_size" else _default(name)
+    allowed = bounds.describe() if bounds else ", ".join(declared.choices)
+    parser.add_argument(f"--{name.replace('_', '-')}", type=parse, metavar="VALUES", default=TUNE_VAL_SIZE if
+                        name == "val_size" else None, help=f"{declared.help}; {tried}; {allowed} (default: {default})")
 
 
 def _picture_path(text: str) -> Path:
@@ -113,6 +165,34 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the run in --out from its last finished epoch (only --epochs may change)")
     again.add_argument("--force", action="store_true", help="start over in an existing run directory")
     p.set_defaults(run=cmd_train)
+
+    p = commands.add_parser("tune", parents=[data_dir], help="search training settings on a validation split",
+                            description="Search training settings: each trial trains on the training set less "
+                            "--val-size images and is scored on those; the best is trained on the whole training set "
+                            "into OUT/best and written as OUT/recipe.json. Every setting takes one value, a list to "
+                            "try (--batch-size 64,128,256), or a range (--lr 0.001:1:log, --epochs 5:30); the others "
+                            "come from --recipe. The same command again continues a stopped sweep.")  # fmt: skip
+    for name, declared in SETTINGS.items():
+        _add_search(p, name, declared)
+    p.add_argument("--out", type=Path, metavar="DIR", required=True,
+                   help="the sweep folder: the study (study.db, unless --storage), tune.html, pictures, recipe.json, "
+                   "best/")  # fmt: skip
+    p.add_argument("--trials", type=_number(Range(int, 1, 10_000)), default=50, metavar="N",
+                   help="trials the study is to hold that ended, counting other workers' (default: 50; grid: at most "
+                   "the grid's size)")  # fmt: skip
+    p.add_argument("--sampler", choices=searchspace.SAMPLERS, default="tpe",
+                   help="how trials are drawn: Optuna's TPE, random, or every combination of the lists (default: tpe)")
+    p.add_argument("--pruner", choices=searchspace.PRUNERS, default="halving",
+                   help="stop trials whose validation accuracy after an epoch is poor: successive halving, the median "
+                   "rule, or none (default: halving)")  # fmt: skip
+    p.add_argument("--together", type=_number(Range(int, 1, 256)), default=searchspace.TOGETHER, metavar="K",
+                   help="softmax-regression trials trained at once, in one pass over each batch (default: "
+                   f"{searchspace.TOGETHER})")  # fmt: skip
+    p.add_argument("--storage", metavar="URL", help="an Optuna database URL that several workers share, such as "
+                   "postgresql://USER@HOST/DATABASE or sqlite:///PATH (default: OUT/study.db)")  # fmt: skip
+    p.add_argument("--study", metavar="NAME", help="the study's name in --storage (default: OUT's folder name)")
+    p.add_argument("--quiet", action="store_true", help="print only the final lines (no progress, no trial lines)")
+    p.set_defaults(run=cmd_tune)
 
     p = commands.add_parser("eval", parents=[data_dir], help="score a run's model on the test set")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory written by `fmnist train`")
@@ -197,7 +277,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         return _fail("--resume needs --out with the run directory to continue.", 2)
     out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    given = {name: getattr(args, name) for name in NAMES if getattr(args, name, None) is not None}
+    given = _given(args)
     if args.resume:  # the run's own settings, where none are given
         base = asdict(RunDir(out).config())
     else:
@@ -226,6 +306,56 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"done in {summary['seconds']:.1f} s: test accuracy {summary['test_acc']:.4f}, "
         f"train accuracy {summary['train_acc']:.4f}; run directory {out} (open {out / 'report.html'})"
     )
+    return 0
+
+
+def _given(args: argparse.Namespace) -> dict[str, object]:
+    """The settings given on the command line, by name; a recipe file's (--recipe FILE) under them."""
+    given = {name: getattr(args, name) for name in NAMES if getattr(args, name, None) is not None}
+    if isinstance(given.get("recipe"), Path):
+        given = {**recipefile.read(given.pop("recipe")), **given}
+    return given
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    try:
+        with uninterrupted():  # Optuna and SQLAlchemy: a stop waits until they are imported
+            from . import tune
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in ("optuna", "sqlalchemy"):
+            raise
+        return _fail("fmnist tune needs Optuna: pip install 'fmnist[tune]'.")
+
+    given = _given(args)
+    space = {name: value for name, value in given.items() if isinstance(value, searchspace.Values | searchspace.Span)}
+    try:
+        base = recipe_settings(given.get("model", "softmax"), given.get("recipe"))
+    except ValueError as e:
+        return _fail(f"{e}.", 2)
+    fixed = {name: value for name, value in {**asdict(Config()), **base, **given}.items() if name not in space}
+    plan = tune.Plan(fixed, space, args.sampler, args.pruner)
+    log = None if args.quiet else print
+    if log:
+        log(f"searching {', '.join(map(searchspace.option, space))} for {fixed['model']} ({fixed['recipe']} recipe): "
+            f"{plan.trials(args.trials)} trials scored on {fixed['val_size']:,} held-out training images, into "
+            f"{args.out}")  # fmt: skip
+    try:
+        result = tune.tune(plan, args.out, args.trials, args.together, args.storage, args.study, args.data_dir, log,
+                           False if args.quiet else None)  # fmt: skip
+    except tune.Interrupted as stop:
+        words = [word.replace(args.storage, tune.shown(args.storage)) if args.storage else word for word in args.argv]
+        hidden = " (with the password of --storage in place of ***)" if words != args.argv else ""
+        how, again = _stopped_by(stop.signum), command("fmnist", *words) + hidden
+        if stop.final:
+            return _interrupted(f"{how} while training the best trial on the whole training set; the study holds its "
+                                f"{stop.done} trials. Finish with: {again}", stop.signum)  # fmt: skip
+        return _interrupted(f"{how}; the study holds {stop.done} trials that ended, and the ones being trained are "
+                            f"asked again. Continue with: {again}", stop.signum)  # fmt: skip
+    recipe = args.out / tune.RECIPE
+    print(f"done: best trial {result.best.number}, validation accuracy {result.best.value:.4f}; trained on the whole "
+          f"training set: test accuracy {result.summary['test_acc']:.4f} ({args.out / tune.BEST}). Open "
+          f"{args.out / tune.PAGE}; train with the recipe: "
+          f"{command('fmnist', 'train', f'--recipe={recipe}')}")  # fmt: skip
     return 0
 
 
@@ -390,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     _usable_streams()
     try:
         args = build_parser().parse_args(argv)
+        args.argv = sys.argv[1:] if argv is None else list(argv)  # what continues a stopped command
         with uninterrupted():  # PyTorch, most of a command's start-up: a stop waits until it is imported
             import torch  # noqa: F401
         code = args.run(args)

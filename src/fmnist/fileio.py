@@ -171,7 +171,7 @@ def exclusive(folder: Path) -> Iterator[None]:
         except OSError as e:
             if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                 raise OSError(e.errno, e.strerror, str(folder)) from None
-            raise PathError(f"{folder} is in use by another fmnist command (train, eval or compare writing into "
+            raise PathError(f"{folder} is in use by another fmnist command (train, tune, eval or compare writing into "
                             "it); wait until it ends, or choose another folder.") from None  # fmt: skip
         yield
     finally:

@@ -308,6 +308,69 @@ def plot_predictions(
     save_figure(fig, path)
 
 
+def plot_search(settings: dict[str, tuple[list, str | list]], scores: Sequence[float], complete: Sequence[bool],
+                path: Target) -> None:  # fmt: skip
+    """A search's trials as a PNG: validation accuracy against each searched setting, one panel per setting.
+
+    settings: name -> (the trials' values, their scale: "log", "linear", or the list of values searched, drawn
+    in that order); scores: each trial's validation accuracy in [0, 1] (a pruned trial's at its
+    last epoch); complete: True for the trials that trained all their epochs (filled dots; pruned ones hollow).
+    """
+    columns = min(3, len(settings))
+    rows = -(-len(settings) // columns)
+    fig = Figure(figsize=(4.2 * columns, 3.4 * rows), layout="constrained")
+    axes = np.asarray(fig.subplots(rows, columns, squeeze=False)).flatten()
+    finished = np.asarray(complete, dtype=bool)
+    y = np.asarray(scores, dtype=float)
+    for ax, (name, (values, scale)) in zip(axes, settings.items(), strict=False):
+        if isinstance(scale, list):
+            x = np.array([scale.index(v) for v in values], dtype=float)
+            ax.set_xticks(range(len(scale)), [str(v) for v in scale])
+            ax.set_xlim(-0.5, len(scale) - 0.5)
+        else:
+            x = np.asarray(values, dtype=float)
+            ax.set_xscale(scale)
+        ax.scatter(x[~finished], y[~finished], facecolors="none", edgecolors=MUTED, label="pruned")
+        ax.scatter(x[finished], y[finished], color=HIGHLIGHT, label="all epochs")
+        ax.set(xlabel=name, ylabel="validation accuracy")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(settings) :]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Validation accuracy of each trial against each searched setting")
+    save_figure(fig, path)
+
+
+def plot_history(numbers: Sequence[int], scores: Sequence[float], path: Target) -> None:
+    """A search's progress as a PNG: the validation accuracy of each trial that trained all its epochs, by
+    trial number, and the best so far as a step line. numbers: trial numbers, increasing; scores: in [0, 1]."""
+    fig = Figure(figsize=(8, 4))
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.13, top=0.9)
+    ax = fig.subplots()
+    ax.scatter(numbers, scores, color=MUTED, label="trial")
+    ax.step(numbers, np.maximum.accumulate(np.asarray(scores, dtype=float)), where="post", color=HIGHLIGHT,
+            label="best so far")  # fmt: skip
+    ax.set(title="Best validation accuracy so far", xlabel="trial", ylabel="validation accuracy")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
+
+
+def plot_importance(importances: dict[str, float], path: Target) -> None:
+    """The searched settings' importances as a PNG of horizontal bars, the most important on top.
+    importances: name -> share in [0, 1] (summing to 1)."""
+    names = list(importances)[::-1]
+    fig = Figure(figsize=(7, 1.2 + 0.45 * len(names)), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(names, [importances[name] for name in names], color=HIGHLIGHT)
+    for i, name in enumerate(names):
+        ax.text(importances[name], i, f" {importances[name]:.2f}", va="center", fontsize=9)
+    ax.set_xlim(0, 1.1)
+    ax.set(title="Importance of each setting for validation accuracy (PED-ANOVA)", xlabel="share of importance")
+    save_figure(fig, path)
+
+
 def _literal(text: str, limit: int = 60) -> str:
     """A name (a run's folder, a picture file) to draw as it is: its last limit - 1 characters after an
     ellipsis when longer, bytes that are not UTF-8 as "�", and its dollar signs escaped, so that

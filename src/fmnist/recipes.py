@@ -3,7 +3,7 @@
 Plain data, importable without PyTorch so the command line can check names at once.
 Every recipe lists only what differs from settings.Config's defaults, which are the seed
 notebook's recipe. How the non-seed recipes were chosen (on a validation split, never on
-the test set) is in docs/recipes.md; bench/search.py reruns the search.
+the test set) is in docs/recipes.md, with the `fmnist tune` commands that rerun the search.
 """
 
 from __future__ import annotations

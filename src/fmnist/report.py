@@ -1,4 +1,4 @@
-"""report.html: one self-contained page about a run (inline CSS and script, pictures as data: URIs).
+"""report.html, compare.html and tune.html: self-contained pages (inline CSS and script, pictures as data: URIs).
 
 The page loads nothing from anywhere (its Content-Security-Policy forbids it), so it can be
 mailed, archived or opened offline. Its one script (SCRIPT, allowed by its hash and by nothing
@@ -28,6 +28,11 @@ CAPTIONS = {
     "weights": "The first layer's weights as pictures in pixel space (softmax regression: one template per "
     "class). Red: a bright pixel there raises the score; blue: it lowers it; white: no effect.",
     "compare": "Every run's test accuracy and training loss per epoch.",
+    "accuracy": "Validation accuracy of every trial against each searched setting: filled, the trials that trained "
+    "all their epochs; hollow, the ones pruned (at their last epoch).",
+    "history": "The validation accuracy of each trial that trained all its epochs, and the best so far.",
+    "importance": "How much each searched setting decides whether a trial is among the best (PED-ANOVA, Optuna's "
+    "importance evaluator that needs no other library).",
 }
 
 # The browser itself refuses any request: only the inline style and data: pictures may load.
@@ -218,6 +223,43 @@ def comparison_page(result: dict, picture: bytes) -> bytes:
     return _page("fmnist: runs compared", page)
 
 
+def tune_page(study: str, subtitle: str, stats: list[tuple[str, str]], best: list[tuple[str, str]], run_link: str,
+              space: list[tuple[str, str]], columns: list[str], trials: list[list[str]], pictures: dict[str, bytes],
+              notes: list[str]) -> bytes:  # fmt: skip
+    """fmnist tune's sweep as one self-contained page (tune.html).
+
+    study: the study's name; subtitle: the search in a sentence; stats: (name, value) boxes, the first the
+    largest; best: (setting, value) rows of the best trial's recipe; run_link: the relative path of the run
+    folder it was trained into (its report.html is linked); space: (setting, what was tried) rows; columns and
+    trials: the table of every trial (text cells); pictures: name -> PNG bytes, embedded in order with their
+    CAPTIONS; notes: sentences shown under the pictures (e.g. why one is missing).
+    """
+    boxes = "".join(_stat(name, value, "stat main" if i == 0 else "stat") for i, (name, value) in enumerate(stats))
+    numeric = {0, *range(2, len(columns))}
+    page = [
+        f"<h1>fmnist tune: {escape(study)}</h1>",
+        f'<p class="subtitle">{escape(subtitle)}</p>',
+        f'<div class="stats">{boxes}</div>',
+        "<h2>The best trial</h2>",
+        f'<p>Trained again on the whole training set and scored once on the test set: the run folder '
+        f'<a href="{escape(run_link)}/report.html">{escape(run_link)}</a>.</p>',
+        _pairs_table(("setting", "value"), best),
+        "<h2>What was searched</h2>",
+        _pairs_table(("setting", "tried"), space),
+        "<h2>Pictures</h2>",
+        *(_figure(name, picture) for name, picture in pictures.items()),
+        *(f'<p class="hint">{escape(note)}</p>' for note in notes),
+        "<h2>Every trial</h2>",
+        _table(_row(columns, "th", numeric), [_row(cells, "td", numeric) for cells in trials]),
+    ]
+    return _page(f"fmnist tune: {study}", page)
+
+
+def _pairs_table(head: tuple[str, str], rows: list[tuple[str, str]]) -> str:
+    body = [f'<tr><td class="key">{escape(key)}</td><td class="wrap">{escape(value)}</td></tr>' for key, value in rows]
+    return _table(_row(list(head), "th", numeric=set()), body)
+
+
 def _best(text: str, best: bool) -> str:
     """Escaped text, in bold with a * when best."""
     return f"<b>{escape(text)}*</b>" if best else escape(text)
@@ -360,9 +402,7 @@ def _epoch_table(rows: list[dict]) -> str:
 
 
 def _config_table(config: dict) -> str:
-    body = [f'<tr><td class="key">{escape(key)}</td><td class="wrap">{escape(value)}</td></tr>'
-            for key, value in _flatten(config)]  # fmt: skip
-    return _table(_row(["setting", "value"], "th", numeric=set()), body)
+    return _pairs_table(("setting", "value"), _flatten(config))
 
 
 def _flatten(config: dict, prefix: str = "") -> list[tuple[str, str]]:
