@@ -50,7 +50,8 @@ def epoch_seconds(dataset: data.FashionMNIST, name: str, threads: int) -> float:
 def table(dataset: data.FashionMNIST, cores: int) -> None:
     for name in BATCHES:
         one, every = epoch_seconds(dataset, name, 1), epoch_seconds(dataset, name, cores)
-        print(f"  {name:<8} 1 thread {one:7.3f} s   {cores} threads {every:7.3f} s   ratio {one / every:5.2f}", flush=True)
+        print(f"  {name:<8} 1 thread {one:7.3f} s   {cores} threads {every:7.3f} s   ratio {one / every:5.2f}",
+              flush=True)
 
 
 def main() -> None:

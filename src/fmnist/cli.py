@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory written by `fmnist train`")
     p.add_argument("images", type=Path, nargs="*", metavar="IMAGE",
                    help="PNG, JPEG or any picture Pillow reads; colour or grey, any size, either polarity")
-    p.add_argument("--top", type=_number(Range(int, 1, 10)), default=3, help="how many classes to list, 1-10 (default: 3)")
+    p.add_argument("--top", type=_number(Range(int, 1, 10)), default=3,
+                   help="how many classes to list, 1-10 (default: 3)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per input in order")
     p.add_argument("--plot", type=_picture_path, metavar="FILE", help="also draw each input beside its probabilities")
     p.add_argument("--test-index", type=_number(Range(int, 0, 9_999)), nargs="+", default=[], metavar="I",

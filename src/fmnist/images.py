@@ -63,7 +63,8 @@ def _read_grey(path: Path) -> torch.Tensor:
             raise ImageError(f"{path} is empty (0 bytes), not a picture.") from None
         raise ImageError(f"{path} is not a picture in a format Pillow reads (PNG, JPEG, ...).") from None
     except Image.DecompressionBombError:  # over twice Pillow's own limit: refused while opening
-        raise ImageError(f"{path} has more pixels than the {MAX_PIXELS:,} fmnist decodes; scale it down first.") from None
+        raise ImageError(f"{path} has more pixels than the {MAX_PIXELS:,} fmnist decodes; scale it down "
+                         "first.") from None
     except ImageError:
         raise
     except Exception:  # Pillow reports damaged data as OSError, SyntaxError, ValueError, EOFError, ...

@@ -163,8 +163,8 @@ class RunDir:
         metrics = self.file(METRICS)
         if saved is not None and not metrics.exists():
             if not resuming:
-                raise RunDirError(f"{metrics} is missing; `{command('fmnist', 'train', f'--out={self.path}', '--resume')}`"
-                                  " writes it again from the run's checkpoint.")  # fmt: skip
+                resume = command("fmnist", "train", f"--out={self.path}", "--resume")
+                raise RunDirError(f"{metrics} is missing; `{resume}` writes it again from the run's checkpoint.")
             rows = saved.rows
         else:
             rows = read_metrics(metrics)

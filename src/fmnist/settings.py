@@ -152,7 +152,8 @@ class Config:
     augment: str = setting("none", "shift: move each training image by up to 2 pixels", choices=("none", "shift"))
     val_size: int = setting(0, "training images held out, chosen by --seed, as a validation set scored per epoch",
                             bounds=Range(int, 0, 59_999, note="at least one training image stays"))
-    impl: str = setting("concise", "scratch: the hand-derived gradients of fmnist.scratch", choices=("concise", "scratch"),
+    impl: str = setting("concise", "scratch: the hand-derived gradients of fmnist.scratch",
+                        choices=("concise", "scratch"),
                         needs={"scratch": {"model": ("softmax",), "optimizer": ("sgd",), "weight_decay": (0, 0.0),
                                            "label_smoothing": (0, 0.0), "normalize": ("none",)}})  # fmt: skip
     seed: int = setting(0, "seed for initialisation and shuffling", bounds=Range(int, 0, 2**63 - 1), headline=True)
@@ -168,8 +169,9 @@ class Config:
         if not problems:  # what the chosen model and implementation cannot apply
             problems = [f"{name} {getattr(self, name)} cannot apply --{other.replace('_', '-')} {getattr(self, other)}"
                         f" (only {', '.join(map(str, dict.fromkeys(allowed)))})"
-                        for name, declared in SETTINGS.items() for other, allowed in
-                        declared.needs.get(getattr(self, name), {}).items() if getattr(self, other) not in allowed]  # fmt: skip
+                        for name, declared in SETTINGS.items()
+                        for other, allowed in declared.needs.get(getattr(self, name), {}).items()
+                        if getattr(self, other) not in allowed]  # fmt: skip
         if problems:
             raise SettingError("; ".join(problems))
 
