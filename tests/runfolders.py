@@ -43,7 +43,7 @@ WITHOUT_RESULTS = ("momentum", "adam")  # only their checkpoints are used: train
 
 def no_results(monkeypatch) -> None:
     """Training (train, --resume) draws no pictures and writes no summary or report meanwhile: for tests about
-    other files, a second or two saved each time. Not for eval, which prints what evaluate_run returns."""
+    other files, a second or two saved each time. Not for eval, which writes them from what it scores."""
     monkeypatch.setattr(results, "write_results", lambda *args, **kwargs: None)
 
 
