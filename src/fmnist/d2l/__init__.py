@@ -50,7 +50,7 @@ from .aliases import (
     transpose,
     zeros,
 )
-from .figures import Animator, plot, set_axes, set_figsize, show_images, use_svg_display
+from .figures import Animator, lazy_plt, plot, set_axes, set_figsize, show_images, use_svg_display
 from .zh import (
     Accumulator,
     Residual,
@@ -90,11 +90,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    if name == "plt":  # matplotlib.pyplot, imported on first use
-        from matplotlib import pyplot
-
-        return pyplot
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy_plt(__name__, name)
 
 
 def __dir__() -> list[str]:

@@ -44,7 +44,7 @@ from torch.nn import functional as F
 from .. import data, optim
 from .aliases import *  # noqa: F403 (the book's tensor aliases, listed in aliases.EN)
 from .aliases import EN as _ALIASES
-from .figures import Animator, plot, set_axes, set_figsize, show_images, use_svg_display
+from .figures import Animator, lazy_plt, plot, set_axes, set_figsize, show_images, use_svg_display
 from .framework import DataModule, HyperParameters, Module, ProgressBoard, Trainer, add_to_class
 from .zh import (
     Accumulator,
@@ -84,11 +84,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    if name == "plt":  # matplotlib.pyplot, imported on first use
-        from matplotlib import pyplot
-
-        return pyplot
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return lazy_plt(__name__, name)
 
 
 def __dir__() -> list[str]:

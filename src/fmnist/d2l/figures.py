@@ -177,6 +177,16 @@ def _series(values: Any) -> list:
     return [values] if one else list(values)
 
 
+def lazy_plt(module: str, name: str) -> object:
+    """The module __getattr__ of the book's namespaces: `d2l.plt` is matplotlib.pyplot, imported on first
+    use (importing fmnist.d2l does not load pyplot); any other missing name is module's AttributeError."""
+    if name == "plt":
+        from matplotlib import pyplot
+
+        return pyplot
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+
 def _plottable(values: Any) -> Any:
     """Tensors as numpy arrays (detached, on the CPU), so that tensors that need gradients plot too."""
     return values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values
