@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -183,3 +184,40 @@ def quiet_train(config, out: Path, **kwargs) -> dict:
     from fmnist.train import train
 
     return train(config, out, log=lambda line: None, progress=False, **kwargs)
+
+
+def stop_in_epoch(patched: pytest.MonkeyPatch, n: int) -> None:
+    """Through patched, make the n-th call of fmnist.train.train_epoch a Ctrl-C (KeyboardInterrupt) at its start."""
+    from fmnist import train as train_module
+
+    real_epoch, calls = train_module.train_epoch, []
+
+    def stopping(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    patched.setattr(train_module, "train_epoch", stopping)
+
+
+def run_notebook(cells: list[str], folder: Path) -> list:
+    """cells run in order, as one notebook, by a real Jupyter kernel (nbclient + ipykernel) whose working folder
+    is folder, with one OpenMP thread and no display; returns the executed cells (with their outputs).
+    nbclient's CellExecutionError, with the traceback, if a cell fails."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    env["OMP_NUM_THREADS"] = "1"
+    client = NotebookClient(notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
+    client.execute(env=env)
+    for i, cell in enumerate(notebook.cells):
+        assert not [out for out in cell.outputs if out.output_type == "error"], i
+    return notebook.cells
+
+
+def inline_images(outputs: list) -> list[str]:
+    """The picture formats (PNG, SVG) of a notebook cell's outputs, one per picture shown."""
+    return [kind for out in outputs for kind in out.get("data", {}) if kind in ("image/png", "image/svg+xml")]

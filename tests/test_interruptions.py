@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import stop_in_epoch
 
 from fmnist import cli, fileio, plots, rundir
-from fmnist import train as train_module
 
 
 @pytest.mark.parametrize("delay", [0.3, 0.6, 1.0, 1.5])
@@ -55,17 +55,8 @@ def test_ctrl_c_after_the_last_epoch_says_how_to_draw_the_results(small_data, tm
 
 def test_resume_hints_are_commands_a_shell_runs_whatever_the_path(small_data, tmp_path, capsys, monkeypatch):
     out = tmp_path / "it's a run; with spaces"
-    calls = []
-    real_epoch = train_module.train_epoch
-
-    def stop_in_epoch_2(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
-
     with monkeypatch.context() as patched:
-        patched.setattr(train_module, "train_epoch", stop_in_epoch_2)
+        stop_in_epoch(patched, 2)
         assert cli.main(["train", "--out", str(out), "--epochs", "3", "--data-dir", str(small_data)]) == 130
     hint = shlex.split(capsys.readouterr().err.split("Continue with: ")[1])
     assert hint == ["fmnist", "train", f"--out={out}", "--resume", f"--data-dir={small_data}"]

@@ -5,10 +5,7 @@ the way scripts get it."""
 
 from __future__ import annotations
 
-import os
-
-import nbformat
-from nbclient import NotebookClient
+from conftest import inline_images, run_notebook
 
 CELLS = [
     """%matplotlib inline
@@ -53,26 +50,13 @@ d2l.train_ch3(net, train_iter, test_iter, loss, 2, trainer)""",
 PICTURES = {1: "show_images", 3: "train_ch3 (scratch)", 4: "predict_ch3", 5: "train_ch3 (concise)", 6: "plot"}
 
 
-def _images(outputs) -> list[str]:
-    return [kind for out in outputs for kind in out.get("data", {}) if kind in ("image/png", "image/svg+xml")]
-
-
 def test_softmax_chapters_in_a_jupyter_kernel(real_dir, tmp_path):
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in CELLS])
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
-    env["OMP_NUM_THREADS"] = "1"
-    client = NotebookClient(
-        notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    )
-    client.execute(env=env)  # raises CellExecutionError, with the traceback, if any cell fails
-
-    cells = notebook.cells
+    cells = run_notebook(CELLS, tmp_path)
     for i, cell in enumerate(cells):
-        assert not [out for out in cell.outputs if out.output_type == "error"], i
         if i in PICTURES:
-            assert _images(cell.outputs) == ["image/svg+xml"], PICTURES[i]  # one inline SVG (use_svg_display)
+            assert inline_images(cell.outputs) == ["image/svg+xml"], PICTURES[i]  # one inline SVG (use_svg_display)
         else:
-            assert _images(cell.outputs) == [], i
+            assert inline_images(cell.outputs) == [], i
         texts = [out.get("text", "") + out.get("data", {}).get("text/plain", "") for out in cell.outputs]
         assert not any("figure saved" in text or "epoch " in text for text in texts), texts
     accuracy = float(cells[2].outputs[0]["data"]["text/plain"])

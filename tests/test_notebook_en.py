@@ -4,10 +4,7 @@ one figure (its ProgressBoard, redrawn in place), nothing is printed or saved th
 
 from __future__ import annotations
 
-import os
-
-import nbformat
-from nbclient import NotebookClient
+from conftest import inline_images, run_notebook
 
 CELLS = [
     """%matplotlib inline
@@ -32,24 +29,11 @@ float((model.predict(X) == y).float().mean())""",
 PICTURES = {1: "visualize", 2: "Trainer.fit", 4: "Trainer.fit again"}
 
 
-def _images(outputs) -> list[str]:
-    return [kind for out in outputs for kind in out.get("data", {}) if kind in ("image/png", "image/svg+xml")]
-
-
 def test_english_edition_in_a_jupyter_kernel(real_dir, tmp_path):
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in CELLS])
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
-    env["OMP_NUM_THREADS"] = "1"
-    client = NotebookClient(
-        notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    )
-    client.execute(env=env)  # raises CellExecutionError, with the traceback, if any cell fails
-
-    cells = notebook.cells
+    cells = run_notebook(CELLS, tmp_path)
     for i, cell in enumerate(cells):
-        assert not [out for out in cell.outputs if out.output_type == "error"], i
         expected = ["image/svg+xml"] if i in PICTURES else []  # one inline SVG per picture cell
-        assert _images(cell.outputs) == expected, PICTURES.get(i, i)
+        assert inline_images(cell.outputs) == expected, PICTURES.get(i, i)
         texts = [out.get("text", "") + out.get("data", {}).get("text/plain", "") for out in cell.outputs]
         assert not any("figure saved" in text for text in texts), texts
     accuracy = float(cells[3].outputs[0]["data"]["text/plain"])

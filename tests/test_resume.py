@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import quiet_train, small_fmnist, wait_for_line, write_dataset
+from conftest import quiet_train, small_fmnist, stop_in_epoch, wait_for_line, write_dataset
 
 from fmnist import cli, data, fileio, rundir
 from fmnist import train as train_module
@@ -218,16 +218,8 @@ def test_a_damaged_run_directory_is_one_sentence(small_data, tmp_path, capsys, d
 def test_eval_of_an_interrupted_run_uses_its_metrics(small_data, tmp_path, capsys, monkeypatch):
     # A run of 4 epochs stopped after its second: eval summarises the 2 kept epochs and the model they left.
     out = tmp_path / "run"
-    real_epoch, calls = train_module.train_epoch, []
-
-    def stop_in_epoch_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
-
     with monkeypatch.context() as patched:
-        patched.setattr(train_module, "train_epoch", stop_in_epoch_3)
+        stop_in_epoch(patched, 3)
         assert cli.main(["train", f"--out={out}", "--epochs", "4", "--quiet"]) == 130
     assert not (out / "summary.json").exists()
     capsys.readouterr()
