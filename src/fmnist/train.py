@@ -10,7 +10,7 @@ import math
 import signal
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -20,7 +20,7 @@ from tqdm import tqdm
 from . import data, evaluate, metrics, model, results, rundir, scratch
 from .errors import UserError
 from .optim import SGD
-from .settings import SETTINGS, Config, SettingError, available_cores, threads_for
+from .settings import SETTINGS, Config, SettingError, available_cores, option, threads_for
 
 NORMALIZE_MIN_STD = 0.05  # border pixels are almost always 0: do not blow up their noise
 # What each optimizer keeps per parameter between steps, as its state_dict names it.
@@ -41,23 +41,34 @@ class Interrupted(Exception):
 
     def __init__(self, out: Path, epochs_done: int, all_done: bool, old_run_kept: bool, signum: int, hint: str) -> None:
         super().__init__(f"interrupted; {out} keeps {epochs_done} finished epoch(s)")
-        self.out, self.epochs_done, self.all_done, self.old_run_kept = out, epochs_done, all_done, old_run_kept
+        self.epochs_done, self.all_done, self.old_run_kept = epochs_done, all_done, old_run_kept
         self.signum, self.hint = signum, hint
 
 
 # ---------------------------------------------------------------- the pieces of a recipe
 
 
-def make_optimizer(config: Config, params: Iterable[torch.Tensor]) -> SGD | torch.optim.Optimizer:
-    """The optimizer config names; plain SGD without weight decay is fmnist.optim.SGD."""
-    params = list(params)
+MOMENTUM = 0.9  # --optimizer momentum's, with Nesterov's correction
+
+
+def optimizer_kind(config: Config) -> str:
+    """Which optimizer config trains with: "plain" (fmnist.optim.SGD, for SGD without weight decay), "sgd"
+    (torch.optim.SGD: with momentum or weight decay) or "adamw" (torch.optim.AdamW)."""
     if config.optimizer == "sgd" and config.weight_decay == 0:
+        return "plain"
+    return "sgd" if config.optimizer in ("sgd", "momentum") else "adamw"  # adam: Config checked the name
+
+
+def make_optimizer(config: Config, params: Iterable[torch.Tensor]) -> SGD | torch.optim.Optimizer:
+    """The optimizer config names (optimizer_kind)."""
+    params, kind = list(params), optimizer_kind(config)
+    if kind == "plain":
         return SGD(params, lr=config.lr)
-    if config.optimizer in ("sgd", "momentum"):
-        momentum = 0.9 if config.optimizer == "momentum" else 0.0
+    if kind == "sgd":
+        momentum = MOMENTUM if config.optimizer == "momentum" else 0.0
         return torch.optim.SGD(params, lr=config.lr, momentum=momentum, nesterov=momentum > 0,
                                weight_decay=config.weight_decay)  # fmt: skip
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)  # adam: Config checked the name
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def learning_rate(config: Config, epoch: int) -> float:
@@ -67,14 +78,20 @@ def learning_rate(config: Config, epoch: int) -> float:
     return config.lr
 
 
-def split(dataset: data.FashionMNIST, val_size: int, seed: int) -> tuple[torch.Tensor, ...]:
-    """(train images, train labels, val images, val labels): val_size training images chosen
-    by seed are held out; the rest stay in their original order. SettingError when val_size leaves
-    no training image (its bounds, with this training set's size)."""
+def check_split(dataset: data.FashionMNIST, val_size: int) -> None:
+    """SettingError when holding out val_size of dataset's training images leaves none: --val-size's bounds,
+    with this training set's size."""
     n = len(dataset.train_labels)
     if problem := replace(SETTINGS["val_size"], bounds=replace(SETTINGS["val_size"].bounds, high=n - 1)).check(
             "val_size", val_size):  # fmt: skip
         raise SettingError(f"{problem}; this training set has {n} images.")
+
+
+def split(dataset: data.FashionMNIST, val_size: int, seed: int) -> tuple[torch.Tensor, ...]:
+    """(train images, train labels, val images, val labels): val_size training images chosen
+    by seed are held out; the rest stay in their original order. SettingError as check_split says."""
+    check_split(dataset, val_size)
+    n = len(dataset.train_labels)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     held, kept = order[:val_size].sort().values, order[val_size:].sort().values
     X, y = dataset.train_images, dataset.train_labels
@@ -141,6 +158,33 @@ def train_epoch(
     return loss_sum.item() / n, correct.item() / n
 
 
+@dataclass
+class Inputs:
+    """What a model of a config trains and is scored on: its shuffled training batches and their generator
+    (a checkpoint keeps its state), the input standardisation's (mean, std) or None (normalization), and the
+    sets scored after each epoch, (images, labels) by their name in metrics.csv (val_acc, test_acc)."""
+
+    batches: data.Batches
+    shuffle: torch.Generator
+    stats: tuple[torch.Tensor, torch.Tensor] | None
+    scored: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+def inputs(config: Config, dataset: data.FashionMNIST, test: bool) -> Inputs:
+    """config's Inputs from dataset (on the device to train on): its validation split (split), its test set
+    scored too when test."""
+    train_X, train_y, val_X, val_y = split(dataset, config.val_size, config.seed)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    shift = 2 if config.augment == "shift" else 0
+    batches = data.Batches(train_X, train_y, config.batch_size, True, shuffle, shift=shift)
+    scored = {}
+    if config.val_size:
+        scored["val_acc"] = (val_X, val_y)
+    if test:
+        scored["test_acc"] = (dataset.test_images, dataset.test_labels)
+    return Inputs(batches, shuffle, normalization(config, train_X), scored)
+
+
 class Session:
     """One model trained as config says, epoch by epoch, on dataset (already on device): the model, its
     batches, loss and optimizer, made in fmnist train's order from config.seed (the global torch generator
@@ -155,17 +199,12 @@ class Session:
         net = scratch.ScratchSoftmaxRegression() if config.impl == "scratch" else model.build(
             config.model, config.normalize, config.dropout)  # fmt: skip
         self.net = net.to(device)
-        train_X, train_y, val_X, val_y = split(dataset, config.val_size, config.seed)
-        if (stats := normalization(config, train_X)) is not None:
-            model.set_normalization(net, *stats)
-        self.shuffle = torch.Generator().manual_seed(config.seed)
-        shift = 2 if config.augment == "shift" else 0
-        self.batches = data.Batches(train_X, train_y, config.batch_size, True, self.shuffle, shift=shift)
-        self.scored = {}  # name in metrics.csv -> batches scored after each epoch
-        if config.val_size:
-            self.scored["val_acc"] = data.Batches(val_X, val_y, metrics.EVAL_BATCH_SIZE)
-        if test:
-            self.scored["test_acc"] = data.Batches(dataset.test_images, dataset.test_labels, metrics.EVAL_BATCH_SIZE)
+        given = inputs(config, dataset, test)
+        if given.stats is not None:
+            model.set_normalization(net, *given.stats)
+        self.shuffle, self.batches = given.shuffle, given.batches
+        # name in metrics.csv -> batches scored after each epoch
+        self.scored = {name: data.Batches(X, y, metrics.EVAL_BATCH_SIZE) for name, (X, y) in given.scored.items()}
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.optimizer = make_optimizer(config, net.parameters())
 
@@ -286,7 +325,7 @@ def check_resumable(config: Config, own: Config, device: torch.device, run: rund
     saved_settings = asdict(own)
     wanted = {**asdict(config), "device": str(device), "threads": threads_for(config)}
     ignored = {*rundir.RESUMABLE, *(() if device.type == "cpu" else ("threads",))}  # threads only matter on the CPU
-    changed = [f"--{k.replace('_', '-')} {saved_settings[k]} -> {v}" for k, v in wanted.items()
+    changed = [f"{option(k)} {saved_settings[k]} -> {v}" for k, v in wanted.items()
                if k not in ignored and saved_settings[k] != v]  # fmt: skip
     if changed:
         raise TrainingError(f"cannot resume {run} with other settings ({', '.join(changed)}); use the run's own.")

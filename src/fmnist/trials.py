@@ -45,8 +45,7 @@ from . import data, metrics, model, train
 from .settings import Config, threads_for
 
 SHARED = ("batch_size", "seed", "normalize", "val_size", "augment", "device", "threads")
-KINDS = ("plain", "sgd", "adamw")  # make_optimizer's optimizers: optim.SGD, torch.optim.SGD, torch.optim.AdamW
-MOMENTUM = 0.9  # make_optimizer's Nesterov momentum
+KINDS = ("plain", "sgd", "adamw")  # train.optimizer_kind's: optim.SGD, torch.optim.SGD, torch.optim.AdamW
 BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which make_optimizer keeps
 PIXELS, CLASSES = 784, metrics.NUM_CLASSES
 # A row of P: 784 weights, the bias, and zeros up to a multiple of 8 floats (32 bytes): matmuls on
@@ -75,13 +74,6 @@ def group(configs: Sequence[Config]) -> tuple[list[list[int]], dict[int, str]]:
         else:
             groups.setdefault(tuple(getattr(config, name) for name in SHARED), []).append(i)
     return list(groups.values()), alone
-
-
-def kind(config: Config) -> str:
-    """Which of KINDS make_optimizer builds for config."""
-    if config.optimizer == "sgd" and config.weight_decay == 0:
-        return "plain"
-    return "sgd" if config.optimizer in ("sgd", "momentum") else "adamw"
 
 
 @dataclass
@@ -185,16 +177,9 @@ class TrialGroup:
         self.device = train.resolve_device(first.device)
         self.threads = threads_for(first)
         dataset = dataset.to(self.device)
-        train_X, train_y, val_X, val_y = train.split(dataset, first.val_size, first.seed)
-        self.stats = train.normalization(first, train_X)
-        shift = 2 if first.augment == "shift" else 0
-        shuffle = torch.Generator().manual_seed(first.seed)
-        self.batches = data.Batches(train_X, train_y, first.batch_size, True, shuffle, shift=shift)
-        self.scored = {}  # name -> (images [N, 1, 28, 28], labels [N])
-        if first.val_size:
-            self.scored["val_acc"] = (val_X, val_y)
-        if test:
-            self.scored["test_acc"] = (dataset.test_images, dataset.test_labels)
+        given = train.inputs(first, dataset, test)
+        self.stats, self.batches = given.stats, given.batches
+        self.scored = given.scored  # name -> (images [N, 1, 28, 28], labels [N])
         with torch.random.fork_rng(devices=[]):  # the initial weights of fmnist train, the caller's RNG untouched
             torch.manual_seed(first.seed)
             linear = model.softmax_regression()[-1]
@@ -202,8 +187,8 @@ class TrialGroup:
         initial[:, 0, :PIXELS], initial[:, 0, PIXELS] = linear.weight.detach(), linear.bias.detach()
         self.P = initial.to(self.device).repeat(1, len(configs), 1)  # [10, K, ROW]
         # the trials in P's columns (its dimension 1), ordered by kind so that each optimizer updates one slice
-        self.live = sorted(range(len(configs)), key=lambda i: KINDS.index(kind(configs[i])))
-        kinds = {kind(config) for config in configs}
+        self.live = sorted(range(len(configs)), key=lambda i: KINDS.index(train.optimizer_kind(configs[i])))
+        kinds = {train.optimizer_kind(config) for config in configs}
         # optimizer state, a column per trial like P: Nesterov momentum; AdamW's two moments
         self.state = {name: torch.zeros_like(self.P) for name in ("momentum",) if "sgd" in kinds}
         self.state.update({name: torch.zeros_like(self.P) for name in ("exp_avg", "exp_avg_sq") if "adamw" in kinds})
@@ -351,7 +336,7 @@ class TrialGroup:
         steps = {"plain": self._plain_step, "sgd": self._sgd_step, "adamw": self._adamw_step}
         updates, start = [], 0
         for name in KINDS:
-            count = sum(kind(config) == name for config in configs)
+            count = sum(train.optimizer_kind(config) == name for config in configs)
             if count:
                 columns = slice(start, start + count)
                 updates.append(steps[name](columns, configs[columns], rates[columns], G[:, columns], spare[:, columns]))
@@ -371,7 +356,7 @@ class TrialGroup:
         at 0, so its first value is grad as torch's); g = g + mu buf; p <- p - lr g."""
         P, buf = self.P[:, columns], self.state["momentum"][:, columns]
         wd = self._vector([config.weight_decay for config in configs]).view(-1, 1)
-        momenta = [MOMENTUM if config.optimizer == "momentum" else 0.0 for config in configs]
+        momenta = [train.MOMENTUM if config.optimizer == "momentum" else 0.0 for config in configs]
         mu, minus_lr = self._vector(momenta).view(-1, 1), self._vector([-lr for lr in rates]).view(-1, 1)
         decays, moves = any(config.weight_decay for config in configs), any(momenta)
 

@@ -20,7 +20,6 @@ and tune.html, accuracy.png, history.png and importance.png show the search.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -31,7 +30,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import optuna
@@ -124,15 +123,11 @@ class Plan:
 
 @dataclass
 class Result:
-    """What a finished sweep holds: its study and store (password hidden), trials by state, the best trial,
-    the summary of its run on the whole training set (fmnist train's), and the files written."""
+    """What a finished sweep found: the best trial, and the summary of its run on the whole training set
+    (fmnist train's)."""
 
-    study: str
-    storage: str
-    counts: dict[str, int]
     best: FrozenTrial
     summary: dict
-    written: list[Path] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- the sweep folder and the study
@@ -510,7 +505,7 @@ def tune(plan: Plan, out: Path, trials_wanted: int, together: int = searchspace.
         fileio.remove_leftovers(out, OUTPUTS)
         train.resolve_device(str(plan.fixed["device"]))
         dataset = data.load(data_dir)
-        train.split(dataset, plan.fixed["val_size"], plan.fixed["seed"])  # a validation split this training set has
+        train.check_split(dataset, plan.fixed["val_size"])
         name = _claim(out, storage, study_name)
         url = storage or own_url(out / STUDY)
         study, store = open_study(url, name, plan, path=None if storage else out / STUDY)
@@ -521,15 +516,13 @@ def tune(plan: Plan, out: Path, trials_wanted: int, together: int = searchspace.
             say = _Say(log)
             _search(Worker(study, store, plan, dataset, together, say), say, plan.trials(trials_wanted), progress)
             best, summary = _best(study, plan, out, data_dir, log, progress)
-            written = _write_sweep(out, study, plan, best, summary, shown(url) if storage else str(out / STUDY))
+            _write_sweep(out, study, plan, best, summary, shown(url) if storage else str(out / STUDY))
         except STORE_ERRORS as e:
             raise TuneError(f"the study store {shown(url)} failed ({_reason(e, url)}); the trials that ended are "
                             "kept there, so run the same command again once it works.") from None  # fmt: skip
         finally:
             store.engine.dispose()  # its connections: SQLite folds its write-ahead log into study.db
-    counts = {state: sum(t.state == getattr(TrialState, state.upper()) for t in study.trials)
-              for state in ("complete", "pruned", "fail")}  # fmt: skip
-    return Result(name, shown(url), counts, best, summary, written)
+    return Result(best, summary)
 
 
 class _Say:
@@ -617,8 +610,8 @@ def best_table(ended: list[FrozenTrial], plan: Plan, rows: int = BEST_SHOWN) -> 
 
 
 def _write_sweep(out: Path, study: optuna.Study, plan: Plan, best: FrozenTrial, summary: dict,
-                 store: str) -> list[Path]:  # fmt: skip
-    """Write recipe.json (the best trial's settings), the pictures and tune.html; returns their paths."""
+                 store: str) -> None:  # fmt: skip
+    """Write recipe.json (the best trial's settings), the pictures and tune.html."""
     final = replace(plan.config(best.params), val_size=0)
     with fileio.uninterrupted():  # matplotlib: a stop waits until it is imported
         from . import plots
@@ -627,14 +620,14 @@ def _write_sweep(out: Path, study: optuna.Study, plan: Plan, best: FrozenTrial, 
     done = [t for t in ended if t.state == TrialState.COMPLETE]
     settings = {name: ([t.params[name] for t in scored], search.scale()) for name, search in plan.space.items()}
     pictures = {
-        "accuracy": _png(
+        "accuracy": plots.png(
             plots.plot_search, settings, [t.value for t in scored], [t.state == TrialState.COMPLETE for t in scored]
         ),  # fmt: skip
-        "history": _png(plots.plot_history, [t.number for t in done], [t.value for t in done]),
+        "history": plots.png(plots.plot_history, [t.number for t in done], [t.value for t in done]),
     }
     importances = _importances(study, plan, len(done))
     if isinstance(importances, dict):
-        pictures["importance"] = _png(plots.plot_importance, importances)
+        pictures["importance"] = plots.png(plots.plot_importance, importances)
     recipefile.write(out / RECIPE, asdict(final))
     for name, png in pictures.items():
         fileio.write_atomic(out / f"{name}.png", png)
@@ -647,14 +640,6 @@ def _write_sweep(out: Path, study: optuna.Study, plan: Plan, best: FrozenTrial, 
                             searched + [(name, f"{value} (fixed)") for name, value in plan.fixed.items()], columns,
                             rows, pictures, [] if isinstance(importances, dict) else [importances])  # fmt: skip
     fileio.write_atomic(out / PAGE, page)
-    return [out / RECIPE, *(out / f"{name}.png" for name in pictures), out / PAGE, out / BEST]
-
-
-def _png(plot: Callable, *args: object) -> bytes:
-    """The PNG bytes of a fmnist.plots picture."""
-    buffer = io.BytesIO()
-    plot(*args, path=buffer)
-    return buffer.getvalue()
 
 
 def _importances(study: optuna.Study, plan: Plan, complete: int) -> dict[str, float] | str:
