@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from fmnist import data, searchspace, trials, tune
-from fmnist.settings import Config
+from fmnist.settings import Config, option
 
 SPACE = {"optimizer": "sgd,momentum,adam", "lr": "0.0001:1:log", "weight_decay": "0,0.0001,0.001",
          "schedule": "constant,cosine", "label_smoothing": "0,0.1"}  # fmt: skip
@@ -59,7 +59,7 @@ def search(plan: tune.Plan, count: int, dataset: data.FashionMNIST, folder: Path
 def process(count: int, epochs: int, folder: Path) -> float:
     """Seconds of one `fmnist tune` process of the same search, start to exit."""
     fmnist = Path(sys.executable).with_name("fmnist")
-    options = [f"--{name.replace('_', '-')}={text}" for name, text in SPACE.items()]
+    options = [f"{option(name)}={text}" for name, text in SPACE.items()]
     start = time.perf_counter()
     subprocess.run([str(fmnist), "tune", "--out", str(folder / "sweep"), "--trials", str(count), "--together",
                     str(count), "--sampler", "random", "--pruner", "none", "--epochs", str(epochs), "--quiet",

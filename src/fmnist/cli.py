@@ -35,7 +35,7 @@ from . import recipefile, searchspace  # noqa: E402
 from .errors import command  # noqa: E402
 from .fileio import uninterrupted  # noqa: E402
 from .recipes import RECIPES, recipe_settings  # noqa: E402
-from .settings import NAMES, SETTINGS, THREADS_HERE, Config, Range, Setting, SettingError  # noqa: E402
+from .settings import NAMES, SETTINGS, Config, Range, Setting, SettingError, bounds_here, option  # noqa: E402
 
 TUNE_VAL_SIZE = 10_000  # fmnist tune's validation split, in training images
 MAX_PICTURES = 400  # images in one picture of show: 45 rows of 9, about a second to draw
@@ -71,9 +71,9 @@ def _add_setting(parser: argparse.ArgumentParser, name: str, declared: Setting) 
     if name == "recipe":
         parser.add_argument("--recipe", type=_recipe, metavar="NAME|FILE", help=_recipe_help(declared))
         return
-    bounds = THREADS_HERE if name == "threads" else declared.bounds
+    bounds = bounds_here(name)
     kind = _number(bounds) if bounds else None
-    parser.add_argument(f"--{name.replace('_', '-')}", choices=declared.choices or None, metavar=None if
+    parser.add_argument(option(name), choices=declared.choices or None, metavar=None if
                         declared.choices else ("N|auto" if declared.auto else "N"),
                         type=(lambda text: "auto" if text == "auto" else kind(text)) if declared.auto else kind,
                         help=f"{declared.help}{f'; {bounds.describe()}' if bounds else ''} (default: {_default(name)})")
@@ -114,14 +114,14 @@ def _add_search(parser: argparse.ArgumentParser, name: str, declared: Setting) -
             raise argparse.ArgumentTypeError(str(e)) from None
 
     parse.__name__ = "value"
-    bounds = THREADS_HERE if name == "threads" else declared.bounds
+    bounds = bounds_here(name)
     if name in searchspace.FIXED_ONLY:
         tried = f"one value, not searched: {searchspace.FIXED_ONLY[name]}"
     else:
         tried = "one value, a list a,b,c to try" + (", or a range LOW:HIGH or LOW:HIGH:log" if bounds else "")
     default = TUNE_VAL_SIZE if name == "val_size" else _default(name)
     allowed = bounds.describe() if bounds else ", ".join(declared.choices)
-    parser.add_argument(f"--{name.replace('_', '-')}", type=parse, metavar="VALUES", default=TUNE_VAL_SIZE if
+    parser.add_argument(option(name), type=parse, metavar="VALUES", default=TUNE_VAL_SIZE if
                         name == "val_size" else None, help=f"{declared.help}; {tried}; {allowed} (default: {default})")
 
 
@@ -337,7 +337,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     plan = tune.Plan(fixed, space, args.sampler, args.pruner)
     log = None if args.quiet else print
     if log:
-        log(f"searching {', '.join(map(searchspace.option, space))} for {fixed['model']} ({fixed['recipe']} recipe): "
+        log(f"searching {', '.join(map(option, space))} for {fixed['model']} ({fixed['recipe']} recipe): "
             f"{plan.trials(args.trials)} trials scored on {fixed['val_size']:,} held-out training images, into "
             f"{args.out}")  # fmt: skip
     try:
@@ -378,8 +378,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         evaluation = evaluate(net, dataset)
         if write:
             results.write_results(run, net, config.model, run.description(), dataset, evaluation, rows)
-    result = evaluation.scores
-    result = {"run_dir": str(args.run_dir), "model": config.model, **result}
+    result = {"run_dir": str(args.run_dir), "model": config.model, **evaluation.scores}
     done = (f"pictures and report.html written to {args.run_dir}" if write else
             f"note: {args.run_dir} cannot be written, so its pictures and report were not redrawn")  # fmt: skip
     if args.json:

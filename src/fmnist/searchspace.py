@@ -15,7 +15,7 @@ import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .settings import SETTINGS, THREADS_HERE, Config, Range, Setting, SettingError
+from .settings import SETTINGS, Config, Range, Setting, SettingError, bounds_here, option
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -98,11 +98,6 @@ class Span:
 Search = Values | Span
 
 
-def option(name: str) -> str:
-    """The command-line option of setting name: --batch-size for batch_size."""
-    return f"--{name.replace('_', '-')}"
-
-
 def parse(name: str, text: str) -> object:
     """The fixed value or the Search that the text of setting name's option asks for; SettingError (a phrase
     for argparse, which names the option) when a value is not one the setting allows, or when the setting
@@ -132,8 +127,7 @@ def _value(name: str, declared: Setting, text: str) -> object:
         if text not in declared.choices:
             raise SettingError(f"must be one of {', '.join(declared.choices)}, got {text!r:.40}")
         return text
-    bounds = THREADS_HERE if name == "threads" else declared.bounds
-    return bounds.parse(text)
+    return bounds_here(name).parse(text)
 
 
 def _span(name: str, declared: Setting, text: str) -> Span:

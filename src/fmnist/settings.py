@@ -167,7 +167,7 @@ class Config:
         problems = [problem for name, declared in SETTINGS.items()
                     if (problem := declared.check(name, getattr(self, name)))]  # fmt: skip
         if not problems:  # what the chosen model and implementation cannot apply
-            problems = [f"{name} {getattr(self, name)} cannot apply --{other.replace('_', '-')} {getattr(self, other)}"
+            problems = [f"{name} {getattr(self, name)} cannot apply {option(other)} {getattr(self, other)}"
                         f" (only {', '.join(map(str, dict.fromkeys(allowed)))})"
                         for name, declared in SETTINGS.items()
                         for other, allowed in declared.needs.get(getattr(self, name), {}).items()
@@ -179,6 +179,16 @@ class Config:
 SETTINGS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in fields(Config)}
 NAMES = tuple(SETTINGS)
 HEADLINE = tuple(name for name, declared in SETTINGS.items() if declared.headline)  # a run in one line
+
+
+def option(name: str) -> str:
+    """The command-line option of setting name: --batch-size for batch_size."""
+    return f"--{name.replace('_', '-')}"
+
+
+def bounds_here(name: str) -> Range | None:
+    """Setting name's bounds on this machine: as declared, but --threads at most the cores this process may use."""
+    return THREADS_HERE if name == "threads" else SETTINGS[name].bounds
 
 
 # Measured on 2 cores (bench/threads.py, README "Threads"): every model's epoch is 1.6-1.8x faster on two
