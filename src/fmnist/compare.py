@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import data, fileio, metrics
-from .errors import command
 from .evaluate import evaluate
 from .rundir import RunDir, RunDirError, summarize
 
@@ -42,7 +41,7 @@ def load_run(run_dir: Path, dataset: data.FashionMNIST) -> Run:
         raise RunError(str(e)) from None
     if len(rows) < settings.epochs:
         raise RunError(f"{run_dir} is unfinished ({len(rows)} of {settings.epochs} epochs); finish it with "
-                       f"`{command('fmnist', 'train', f'--out={run_dir}', '--resume')}`, or leave it out.")
+                       f"`{run.how_to_continue(None, False)}`, or leave it out.")
     try:
         scores = evaluate(net, dataset).scores
     except metrics.ScoresError as e:

@@ -8,7 +8,7 @@ inline in Jupyter, pass in a pyplot figure instead.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -386,6 +386,13 @@ def _literal(text: str, limit: int = 60) -> str:
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     shown = text if len(text) <= limit else "…" + text[-(limit - 1) :]
     return shown.replace("$", r"\$")
+
+
+def png(plot: Callable[..., None], *args: object, **kwargs: object) -> bytes:
+    """The PNG bytes of the picture plot (one of this module's plot_ functions) draws from args."""
+    buffer = io.BytesIO()
+    plot(*args, **kwargs, path=buffer)
+    return buffer.getvalue()
 
 
 def save_figure(fig: Figure, path: Target, tight: bool = False) -> None:

@@ -3,9 +3,6 @@ the pictures (curves, confusion matrix, most confident mistakes, weights) and re
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
@@ -27,11 +24,11 @@ def write_results(run: rundir.RunDir, net: nn.Module, model_name: str, descripti
     wrong = metrics.most_confident_mistakes(labels, probs, MISTAKES)
     weights, title, titles = weights_picture(net, model_name)
     pictures = {
-        "curves": _png(plots.plot_curves, rows),
-        "confusion": _png(plots.plot_confusion, evaluation.confusion, names),
-        "mistakes": _png(plots.plot_mistakes, dataset.test_images[wrong.to(dataset.test_images.device)].cpu(),
+        "curves": plots.png(plots.plot_curves, rows),
+        "confusion": plots.png(plots.plot_confusion, evaluation.confusion, names),
+        "mistakes": plots.png(plots.plot_mistakes, dataset.test_images[wrong.to(dataset.test_images.device)].cpu(),
                          labels[wrong], probs[wrong], names, n=MISTAKES),  # fmt: skip
-        "weights": _png(plots.plot_weights, weights, title=title, titles=titles),
+        "weights": plots.png(plots.plot_weights, weights, title=title, titles=titles),
     }
     summary = rundir.summarize(rows)
     sprite = report.sprite(dataset.test_images.detach().cpu()[:, 0].numpy())
@@ -41,13 +38,6 @@ def write_results(run: rundir.RunDir, net: nn.Module, model_name: str, descripti
                               explorer=report.explorer(sprite, labels.numpy(), probs.numpy(), names),
                               pictures={k: v for k, v in pictures.items() if k != "confusion"})  # fmt: skip
     run.write_results(summary, pictures, page)  # the report has the matrix as a table, with each cell's images
-
-
-def _png(plot: Callable, *args: object, **kwargs: object) -> bytes:
-    """The PNG bytes of a fmnist.plots picture."""
-    buffer = io.BytesIO()
-    plot(*args, **kwargs, path=buffer)
-    return buffer.getvalue()
 
 
 def weights_picture(net: nn.Module, model_name: str) -> tuple[torch.Tensor, str, list[str] | None]:

@@ -163,8 +163,8 @@ class RunDir:
         metrics = self.file(METRICS)
         if saved is not None and not metrics.exists():
             if not resuming:
-                resume = command("fmnist", "train", f"--out={self.path}", "--resume")
-                raise RunDirError(f"{metrics} is missing; `{resume}` writes it again from the run's checkpoint.")
+                raise RunDirError(f"{metrics} is missing; `{self.how_to_continue(None, False)}` writes it again from "
+                                  "the run's checkpoint.")  # fmt: skip
             rows = saved.rows
         else:
             rows = read_metrics(metrics)
@@ -192,8 +192,8 @@ class RunDir:
         try:
             tensors, metadata = read_safetensors(path)
         except FileNotFoundError:
-            again = (f"`{command('fmnist', 'train', f'--out={self.path}', '--resume')}` writes it again from the "
-                     "run's checkpoint") if self.file(CHECKPOINT).is_file() else "train again to recreate it"
+            again = (f"`{self.how_to_continue(None, False)}` writes it again from the run's checkpoint"
+                     if self.file(CHECKPOINT).is_file() else "train again to recreate it")  # fmt: skip
             raise RunDirError(f"{path} is missing; {again}.") from None
         if metadata.get("model", config.model) != config.model:  # a file written by another tool may carry none
             raise RunDirError(f"{path} holds model {metadata.get('model')!r} but config.json says {config.model!r};"

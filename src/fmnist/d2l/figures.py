@@ -36,14 +36,6 @@ if TYPE_CHECKING:
 Images = torch.Tensor | np.ndarray | Sequence[Any]
 
 
-def __getattr__(name: str) -> object:
-    if name == "plt":  # the book's d2l.plt, imported on first use
-        from matplotlib import pyplot
-
-        return pyplot
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def in_notebook() -> bool:
     """True inside an IPython kernel (Jupyter, Colab), where pyplot figures show inline."""
     ipython = sys.modules.get("IPython")  # a kernel has imported it; never import it here
