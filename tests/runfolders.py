@@ -18,11 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import make_small_dataset, write_dataset
+from conftest import make_small_dataset, quiet_train, write_dataset
 
 from fmnist import data, results
 from fmnist.settings import Config
-from fmnist.train import train
 
 # The runs the tests start from (200 training images).
 TEMPLATES = {
@@ -68,7 +67,7 @@ def trained(tmp_path_factory) -> Callable[[str], Path]:
                 if kind in WITHOUT_RESULTS:
                     no_results(patch)
                 data._load_folder.cache_clear()
-                train(TEMPLATES[kind], root / kind, data_dir=root / "data", log=lambda line: None, progress=False)
+                quiet_train(TEMPLATES[kind], root / kind, data_dir=root / "data")
                 data._load_folder.cache_clear()
             _made[kind] = root / kind
         return _made[kind]

@@ -367,7 +367,7 @@ def test_ctrl_c_during_a_download_leaves_no_temporary_file(mirror_of_small, tmp_
     run = small_fmnist("download", "--data-dir", str(folder))
     try:
         deadline = time.monotonic() + 60
-        # Interrupted while the temporary file fills (an interrupted import exits at once: fmnist.cli).
+        # Interrupted while the temporary file fills.
         while not (mirror.trickled > 5 and any(folder.iterdir())):
             assert run.poll() is None and time.monotonic() < deadline, run.stderr.read()
             time.sleep(0.02)

@@ -36,7 +36,7 @@ def test_ctrl_c_after_the_last_epoch_says_how_to_draw_the_results(small_data, tm
 
     command, draw = os.getpid(), plots.plot_mistakes
 
-    def ctrl_c(*args, **kwargs):  # in a painter process: the command gets Ctrl-C while it waits for the pictures
+    def ctrl_c(*args, **kwargs):  # the command gets Ctrl-C while it draws the pictures
         os.kill(command, signal.SIGINT)
         return draw(*args, **kwargs)
 

@@ -12,13 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import wait_for_line
+from conftest import quiet_train, wait_for_line
 from runfolders import copy_run, no_results, shell_words, snapshot
 
 from fmnist import cli, fileio, rundir
 from fmnist.rundir import CHECKPOINT
 from fmnist.settings import Config
-from fmnist.train import train
 
 # `fmnist ARGS` on the small dataset (as tests/small_fmnist.py), whose first epoch can be made to stall.
 CHILD = """
@@ -69,7 +68,7 @@ def test_a_stop_signal_keeps_the_epochs_and_resume_ends_bit_identical(small_data
     hint = shell_words(err.split("Continue with: ")[1])
     assert hint[:3] == ["fmnist", "train", f"--out={out}"] and "--resume" in hint
     assert cli.main([*hint[1:], "--epochs", str(done + 1)]) == 0
-    train(Config(epochs=done + 1, batch_size=10, seed=0), tmp_path / "whole", log=lambda line: None, progress=False)
+    quiet_train(Config(epochs=done + 1, batch_size=10, seed=0), tmp_path / "whole")
     assert (out / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
     assert _rows(out) == _rows(tmp_path / "whole")
 

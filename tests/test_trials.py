@@ -19,6 +19,7 @@ import math
 
 import pytest
 import torch
+from conftest import quiet_train
 
 from fmnist import data, model, optim, rundir, train, trials
 from fmnist.settings import Config
@@ -166,7 +167,7 @@ def test_a_diverging_trial_fails_without_spoiling_the_others(small_data):
 def test_a_failed_trial_says_what_fmnist_train_says(small_data, tmp_path):
     bad = Config(epochs=3, lr=100, weight_decay=1, batch_size=5, device="cpu")
     with pytest.raises(train.TrainingError) as raised:
-        train.train(bad, tmp_path / "run", log=lambda line: None, progress=False)
+        quiet_train(bad, tmp_path / "run")
     group = together([bad, Config(epochs=3, batch_size=5, device="cpu")], data.load(small_data))
     assert [o.status for o in group.outcomes] == ["failed", "done"]
     assert group.outcomes[0].error == str(raised.value)
@@ -209,7 +210,7 @@ def test_single_trial_is_fmnist_train_bit_for_bit(small_data, tmp_path):
     dataset = data.load(small_data)
     config = Config(epochs=2, optimizer="momentum", lr=0.05, weight_decay=0.01, normalize="pixel", val_size=50,
                     batch_size=30, schedule="cosine")  # fmt: skip
-    train.train(config, tmp_path / "run", log=lambda line: None, progress=False)
+    quiet_train(config, tmp_path / "run")
     single = alone(config, dataset)
     with open(tmp_path / "run" / "metrics.csv") as f:
         written = [{k: float(v) for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]

@@ -410,8 +410,7 @@ def _fetch(url: str, target: Path, expected: DataFile, seconds: float, progress:
     """Fetch url into target through a temporary file that replaces it once verified: at most
     expected.packed_limit bytes, within seconds in all. OSError for a transfer that is cut, too long or too slow
     (the next mirror is tried). The temporary file is made once the mirror has answered and the progress bar
-    exists: every module the transfer needs is imported by then (an interrupted import exits at once, see
-    fmnist.cli, and would leave it behind)."""
+    exists, and removed after any stop."""
     limit = expected.packed_limit
     deadline = _Deadline(seconds)
     try:

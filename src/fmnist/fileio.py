@@ -182,7 +182,7 @@ def exclusive(folder: Path) -> Iterator[None]:
 @contextmanager
 def uninterrupted() -> Iterator[None]:
     """Hold back Ctrl-C, SIGTERM and SIGHUP during the block, for steps that must be done together (files that
-    change together, processes started and recorded): the first is noted, and handled as it would have been
+    change together, imports that must not be left half done): the first is noted, and handled as it would have been
     once the block ends. Signal handlers belong to the main thread, so elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield

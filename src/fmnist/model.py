@@ -91,7 +91,6 @@ def lenet() -> nn.Sequential:
     return net
 
 
-# What each model can be built with: its normalisations and whether it has dropout.
 def build(name: str, normalize: str | None = None, dropout: float = 0.0) -> nn.Module:
     """A freshly initialised model by name (settings.Config's model, which checks what each model can apply:
     normalize and dropout); uses the global torch RNG. ValueError for an unknown name."""

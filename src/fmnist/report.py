@@ -294,7 +294,7 @@ class Sprite(NamedTuple):
 
 
 def explorer(sprite: Sprite, labels: np.ndarray, probs: np.ndarray, names: list[str]) -> str:
-    """The page's clickable test set, for write_report: the sprite of the test images as a style rule,
+    """The page's clickable test set, for report_page: the sprite of the test images as a style rule,
     the labels, predictions and probabilities as JSON, and SCRIPT, which shows them.
 
     sprite: sprite(test images); labels: their classes, ints [N]; probs: the model's probabilities [N, C];
