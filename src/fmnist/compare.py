@@ -6,7 +6,6 @@ whose files are damaged is found out before it is compared.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,14 +114,13 @@ def write(out: Path, result: dict, runs: list[Run]) -> tuple[Path, Path]:
 
     with fileio.uninterrupted():  # matplotlib: only when drawing; a stop waits for its import
         from . import plots
-    out.mkdir(parents=True, exist_ok=True)
+    fileio.make_out_folder(out)
     picture, page = out / "compare.png", out / "compare.html"
     with fileio.exclusive(out):  # one compare at a time writes there, so leftovers of killed ones can go
         for path in (picture, page):  # both checked before either is written
             fileio.check_output(path)
         fileio.remove_leftovers(out, (picture.name, page.name))
-        png = io.BytesIO()
-        plots.plot_comparison([(run.row["run"], run.rows) for run in runs], png)
-        fileio.write_atomic(picture, png.getvalue())
-        fileio.write_atomic(page, report.comparison_page(result, png.getvalue()))
+        png = plots.png(plots.plot_comparison, [(run.row["run"], run.rows) for run in runs])
+        fileio.write_atomic(picture, png)
+        fileio.write_atomic(page, report.comparison_page(result, png))
     return picture, page

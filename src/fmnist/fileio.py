@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import re
 import signal
@@ -140,6 +141,18 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write data to path via a temporary file in the same folder, fsync, then rename (see atomic_writer)."""
     with atomic_writer(path) as f:
         _on_path(path, f.write, data)
+
+
+def make_out_folder(path: Path) -> None:
+    """Make the folder path named by --out (and its parents); PathError when it exists and is not a folder."""
+    if path.exists() and not path.is_dir():
+        raise PathError(f"{path} exists and is not a folder; choose a folder for --out.")
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def write_json(path: Path, obj: object) -> None:
+    """Write obj as indented JSON (no NaN or infinity), atomically."""
+    write_atomic(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
 
 
 def _on_path(path: Path, operation: Callable, *args: object, **kwargs: object) -> object:

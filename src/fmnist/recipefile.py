@@ -92,4 +92,4 @@ def _short(error: Exception) -> str:
 def write(path: Path, settings: dict[str, object]) -> None:
     """Write settings (a Config's, as a dict) as a recipe file in JSON, atomically, leaving out NOT_WRITTEN."""
     kept = {name: value for name, value in settings.items() if name not in NOT_WRITTEN}
-    fileio.write_atomic(path, (json.dumps(kept, indent=2, allow_nan=False) + "\n").encode())
+    fileio.write_json(path, kept)

@@ -30,7 +30,7 @@ from safetensors.torch import save as save_safetensors
 
 from . import __version__, data, fileio, model
 from .errors import UserError, command
-from .fileio import NotRegularFile, TooLarge, read_bounded, write_atomic
+from .fileio import NotRegularFile, TooLarge, read_bounded, write_atomic, write_json
 from .settings import Config, SettingError
 
 CONFIG, MODEL, METRICS, CHECKPOINT = "config.json", "model.safetensors", "metrics.csv", "checkpoint.safetensors"
@@ -77,10 +77,8 @@ class RunDir:
     # ------------------------------------------------------------ the folder
 
     def create(self) -> None:
-        """Make the folder (and its parents); PathError when path exists and is not a folder."""
-        if self.path.exists() and not self.path.is_dir():
-            raise fileio.PathError(f"{self.path} exists and is not a folder; choose a folder for --out.")
-        self.path.mkdir(parents=True, exist_ok=True)
+        """Make the folder (fileio.make_out_folder)."""
+        fileio.make_out_folder(self.path)
 
     @contextmanager
     def locked(self) -> Iterator[RunDir]:
@@ -262,11 +260,6 @@ def summarize(rows: list[dict]) -> dict:
 
 
 # ---------------------------------------------------------------- the files' formats
-
-
-def write_json(path: Path, obj: object) -> None:
-    """Write obj as indented JSON, atomically."""
-    write_atomic(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode())
 
 
 def read_run_file(path: Path) -> bytes:

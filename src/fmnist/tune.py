@@ -158,7 +158,7 @@ def _claim(out: Path, storage: str | None, study: str | None) -> str:
         raise TuneError(f"{out} is not empty (it holds {listed}); choose a new or empty folder for --out.")
     else:
         name = study or _text(out.absolute().name) or "fmnist"
-        rundir.write_json(out / SWEEP, {"format": SPEC_FORMAT, "study": name, "storage": shown(storage) if storage
+        fileio.write_json(out / SWEEP, {"format": SPEC_FORMAT, "study": name, "storage": shown(storage) if storage
                                         else STUDY})  # fmt: skip
     return name
 
@@ -493,9 +493,7 @@ def tune(plan: Plan, out: Path, trials_wanted: int, together: int = searchspace.
     nowhere); progress: a bar over the trials (None: on a terminal). The folder is locked for the whole call.
     Interrupted when a stop signal comes, after the trials being trained are given up.
     """
-    if out.exists() and not out.is_dir():
-        raise fileio.PathError(f"{out} exists and is not a folder; choose a folder for --out.")
-    out.mkdir(parents=True, exist_ok=True)
+    fileio.make_out_folder(out)
     with fileio.exclusive(out):
         for name in (*OUTPUTS, STUDY):
             fileio.check_output(out / name)
