@@ -19,7 +19,7 @@ from matplotlib.text import Text
 from PIL import Image
 from runfolders import RESULTS, copy_run, no_results, one_line_error, shell_words
 
-from fmnist import cli, results, rundir
+from fmnist import cli, fileio, results, rundir
 from fmnist import train as train_module
 
 NAMES = {
@@ -119,8 +119,7 @@ def test_a_full_disk_says_the_finished_epochs_are_kept_and_how_to_go_on(small_da
     run = tmp_path / "my runs" / "a run"
     args = ["train", f"--out={run}", "--epochs", "3", "--batch-size", "50"]
     seen = []
-    write = rundir.write_atomic
-    module = rundir
+    write = fileio.write_atomic
 
     def full(path, content):
         seen.append(path.name)
@@ -129,7 +128,7 @@ def test_a_full_disk_says_the_finished_epochs_are_kept_and_how_to_go_on(small_da
         return write(path, content)
 
     with monkeypatch.context() as patched:
-        patched.setattr(module, "write_atomic", full)
+        patched.setattr(fileio, "write_atomic", full)
         assert cli.main(args) == 1
     err = capsys.readouterr().err
     one_line_error(err)
@@ -171,6 +170,7 @@ def test_compare_shows_run_names_as_text(small_data, trained, tmp_path, capsys, 
     monkeypatch.chdir(tmp_path)
     for name in DRAWN_NAMES:
         copy_run(trained("sgd"), tmp_path / name)
+    drawn.clear()  # the template run's own pictures, when this test was the first to need it
     assert cli.main(["compare", *DRAWN_NAMES, "--out=compared"]) == 0, capsys.readouterr().err
     legends = [ax.get_legend() for fig in drawn for ax in fig.axes if ax.get_legend()]
     assert len(legends) == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from runfolders import RESULTS, copy_run, no_results, snapshot
 
-from fmnist import cli, data, errors, metrics, rundir
+from fmnist import cli, data, errors, fileio, metrics, rundir
 from fmnist import train as train_module
 from fmnist.rundir import CHECKPOINT
 
@@ -90,13 +90,13 @@ def test_an_epochs_files_are_written_checkpoint_last(small_data, trained, tmp_pa
     results = set(RESULTS)
     assert results <= set(snapshot(out))  # the old run's results are there to be replaced
     writes: list[tuple[str, set[str]]] = []  # each file written, with what the folder held just before
-    write = rundir.write_atomic
+    write = fileio.write_atomic
 
     def spy(path, content):
         writes.append((path.name, {p.name for p in out.iterdir()}))
         return write(path, content)
 
-    monkeypatch.setattr(rundir, "write_atomic", spy)
+    monkeypatch.setattr(fileio, "write_atomic", spy)
     no_results(monkeypatch)  # the results are another test's
     assert cli.main(["train", f"--out={out}", "--force", "--epochs", "2", "--batch-size", "50", "--seed", "5"]) == 0
     names = [name for name, _ in writes]
@@ -125,7 +125,7 @@ def test_a_kill_between_an_epochs_writes_is_gone_on_from_bit_identically(small_d
     out = tmp_path / "run"
     args = ["train", f"--out={out}", "--epochs", "2", "--batch-size", "50"]  # the template sgd2's settings
     seen: list[str] = []
-    write = rundir.write_atomic
+    write = fileio.write_atomic
 
     def dies(path, content):
         seen.append(path.name)
@@ -134,7 +134,7 @@ def test_a_kill_between_an_epochs_writes_is_gone_on_from_bit_identically(small_d
         return write(path, content)
 
     with monkeypatch.context() as patched:
-        patched.setattr(rundir, "write_atomic", dies)
+        patched.setattr(fileio, "write_atomic", dies)
         with pytest.raises(Killed):
             cli.main(args)
     capsys.readouterr()

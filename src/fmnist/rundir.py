@@ -30,7 +30,7 @@ from safetensors.torch import save as save_safetensors
 
 from . import __version__, data, fileio, model
 from .errors import UserError, command
-from .fileio import NotRegularFile, TooLarge, read_bounded, write_atomic, write_json
+from .fileio import NotRegularFile, TooLarge, read_bounded, write_json
 from .settings import Config, SettingError
 
 CONFIG, MODEL, METRICS, CHECKPOINT = "config.json", "model.safetensors", "metrics.csv", "checkpoint.safetensors"
@@ -230,8 +230,8 @@ class RunDir:
         """Write summary.json, the pictures (name -> PNG bytes, names of PICTURES) and report.html."""
         write_json(self.file(SUMMARY), summary)
         for name, png in pictures.items():
-            write_atomic(self.file(f"{name}.png"), png)
-        write_atomic(self.file(REPORT), report)
+            fileio.write_atomic(self.file(f"{name}.png"), png)
+        fileio.write_atomic(self.file(REPORT), report)
 
 
 def describe(config: Config, device: torch.device, threads: int, dataset: data.FashionMNIST) -> dict:
@@ -298,7 +298,7 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(text, fieldnames=[c for c in METRICS_COLUMNS if c in rows[0]], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_atomic(path, text.getvalue().encode())
+    fileio.write_atomic(path, text.getvalue().encode())
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -362,7 +362,7 @@ def _check_row(row: object, epoch: int, first: object) -> dict:
 def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Write tensors (as contiguous CPU copies) and metadata as a safetensors file, atomically."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    write_atomic(path, save_safetensors(tensors, metadata=metadata))
+    fileio.write_atomic(path, save_safetensors(tensors, metadata=metadata))
 
 
 def _check_finite(tensors: dict[str, torch.Tensor], path: Path) -> None:
