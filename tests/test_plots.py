@@ -168,7 +168,7 @@ def test_longest_mistake_labels_neither_overlap_nor_leave_the_figure(tmp_path, d
     assert not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2))
 
 
-@pytest.mark.parametrize("n", [1, 40, 400])
+@pytest.mark.parametrize("n", [1, 40, pytest.param(400, marks=pytest.mark.slow)])  # 400: seconds to draw
 def test_a_grid_costs_the_same_few_artists_however_many_images(tmp_path, drawn, n):
     plots.plot_tiles(torch.rand(n, 1, 28, 28), [str(i) for i in range(n)], tmp_path / "grid.png", 9, 1.2)
     assert len(drawn[0].axes) == 1 and len(drawn[0].axes[0].images) == 1 and len(drawn[0].axes[0].texts) == n
