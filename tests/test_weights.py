@@ -50,11 +50,12 @@ def rendered_grid(path, fig: Figure) -> np.ndarray:
     j, i = np.meshgrid(np.arange(columns), np.arange(rows))
     x, y = ax.transData.transform(np.column_stack([j.ravel(), i.ravel()])).T  # cell centres, in display pixels
     sampled = rgb[(rgb.shape[0] - y).astype(int), x.astype(int)]
+    colours, cell_colour = np.unique(sampled, axis=0, return_inverse=True)  # a few hundred: matched once each
     lut = plots.DIVERGING(np.linspace(0, 1, 256))[:, :3] * 255
-    distance = np.abs(sampled[:, None, :] - lut[None, :, :]).sum(axis=2)
+    distance = np.abs(colours[:, None, :] - lut[None, :, :]).sum(axis=2)
     values = -limit + 2 * limit * distance.argmin(axis=1) / 255
-    values[(sampled == 255).all(axis=1) | (distance.min(axis=1) > 6)] = np.nan
-    return values.reshape(rows, columns)
+    values[(colours == 255).all(axis=1) | (distance.min(axis=1) > 6)] = np.nan
+    return values[cell_colour.ravel()].reshape(rows, columns)
 
 
 def tiles(grid: np.ndarray) -> list[np.ndarray]:
