@@ -468,6 +468,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if len(args.runs) < 2:
         return _fail("compare needs two or more run directories.", 2)
+    if args.out:
+        compare.check_out(args.out)
     dataset = data.load(args.data_dir)
     runs, failed = [], []
     for run_dir in args.runs:

@@ -13,6 +13,7 @@ from . import data, fileio, metrics
 from .evaluate import evaluate
 from .rundir import RunDir, RunDirError, summarize
 
+PICTURE, PAGE = "compare.png", "compare.html"  # what compare --out writes
 # The columns where one value is better: the highest accuracy, the fewest seconds and parameters.
 BEST = {"test_acc": max, "seconds": min, "parameters": min}
 
@@ -108,14 +109,23 @@ def _mark(row: dict, best: list[str], text: str) -> str:
     return text + ("*" if row["run"] in best else " ")
 
 
+def check_out(out: Path) -> None:
+    """Refuse --out before any work (write checks it again, holding the folder's lock): a path that exists and
+    is not a folder, or a PICTURE or PAGE there that is not a regular file."""
+    fileio.check_out_folder(out)
+    if out.is_dir():
+        for name in (PICTURE, PAGE):
+            fileio.check_output(out / name)
+
+
 def write(out: Path, result: dict, runs: list[Run]) -> tuple[Path, Path]:
-    """Write compare.png (every run's curves) and compare.html (tables and picture) into out."""
+    """Write PICTURE (every run's curves) and PAGE (tables and picture) into out."""
     from . import report
 
     with fileio.uninterrupted():  # matplotlib: only when drawing; a stop waits for its import
         from . import plots
     fileio.make_out_folder(out)
-    picture, page = out / "compare.png", out / "compare.html"
+    picture, page = out / PICTURE, out / PAGE
     with fileio.exclusive(out):  # one compare at a time writes there, so leftovers of killed ones can go
         for path in (picture, page):  # both checked before either is written
             fileio.check_output(path)

@@ -143,10 +143,15 @@ def write_atomic(path: Path, data: bytes) -> None:
         _on_path(path, f.write, data)
 
 
-def make_out_folder(path: Path) -> None:
-    """Make the folder path named by --out (and its parents); PathError when it exists and is not a folder."""
+def check_out_folder(path: Path) -> None:
+    """PathError when path, named by --out, exists and is not a folder."""
     if path.exists() and not path.is_dir():
         raise PathError(f"{path} exists and is not a folder; choose a folder for --out.")
+
+
+def make_out_folder(path: Path) -> None:
+    """Make the folder path named by --out (and its parents); PathError as check_out_folder says."""
+    check_out_folder(path)
     path.mkdir(parents=True, exist_ok=True)
 
 
