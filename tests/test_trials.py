@@ -77,7 +77,7 @@ def counts(dataset: data.FashionMNIST, config: Config) -> dict:
 
 
 @pytest.mark.parametrize(
-    "shared",
+    "group_settings",
     [
         {"normalize": "none"},
         {"normalize": "pixel", "val_size": 50},
@@ -86,9 +86,9 @@ def counts(dataset: data.FashionMNIST, config: Config) -> dict:
     ],
     ids=["none", "pixel-val", "global-val", "shift"],
 )
-def test_each_trial_of_a_group_is_the_trial_trained_alone(small_data, shared):
+def test_each_trial_of_a_group_is_the_trial_trained_alone(small_data, group_settings):
     dataset = data.load(small_data)
-    settings = {"batch_size": 32, "epochs": 3, "device": "cpu", **shared}
+    settings = {"batch_size": 32, "epochs": 3, "device": "cpu", **group_settings}
     configs = [Config(**settings, **o, **extra) for o in OPTIMIZERS
                for extra in ({}, {"schedule": "cosine", "label_smoothing": 0.1})]  # fmt: skip
     group = together(configs, dataset)
